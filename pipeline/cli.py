@@ -1,0 +1,158 @@
+"""``dcgan-tfx``: the command-line entry point.
+
+Subcommands live beside the code they drive; each module exposes ``register(subparsers)``
+and imports TensorFlow/TFX only inside its handlers, so ``--help`` stays instant.
+
+Exit codes: 0 success; 1 the work ran and failed (pipeline error, data policy violated);
+2 bad usage or configuration (nothing ran).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import sys
+
+from pipeline.config import (BEAM_MODES, ConfigError, PipelineConfig, section_from_dict,
+                             DEFAULT_DATA_ROOT, DEFAULT_OUTPUT_ROOT)
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def quiet_logs(verbose: bool) -> None:
+    """Tame TensorFlow/Beam/TFX log noise unless ``verbose``. Must run before TF is imported."""
+    if verbose:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")   # C++ INFO/WARNING from TF
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for name in ("pipeline", "components", "trainer", "kubeflow"):
+        logging.getLogger(name).setLevel(logging.INFO)
+    try:
+        from absl import logging as absl_logging
+        absl_logging.set_verbosity(absl_logging.WARNING)
+    except ImportError:
+        pass
+
+
+def _add_run(subparsers) -> None:
+    p = subparsers.add_parser(
+        "run", help="run the whole pipeline locally (LocalDagRunner + Beam DirectRunner)",
+        description="Ingest photos, transform, train the DCGAN, score it with FID and push it if it "
+                    "passes the gate. Prints a summary at the end.")
+    p.add_argument("--data-root", default=DEFAULT_DATA_ROOT,
+                   help="crawl folder <root>/<category>/<image>, local or gs:// (default: bundled sample)")
+    p.add_argument("--output-root", default=DEFAULT_OUTPUT_ROOT,
+                   help="where pipeline root, metadata and serving dir go unless set one by one (default: %(default)s)")
+    p.add_argument("--pipeline-root", help="TFX pipeline root (default: OUTPUT_ROOT/pipeline)")
+    p.add_argument("--metadata-path", help="ML Metadata sqlite file (default: OUTPUT_ROOT/metadata.sqlite)")
+    p.add_argument("--serving-dir", help="where blessed generators are pushed (default: OUTPUT_ROOT/serving)")
+    p.add_argument("--epochs", type=int, help="training epochs (pipeline default 50)")
+    p.add_argument("--batch-size", type=int, help="global batch size (default 32)")
+    p.add_argument("--steps-per-epoch", type=int, help="cap steps per epoch (default: one pass)")
+    p.add_argument("--fid-threshold", type=float,
+                   help="REQUIRED gate: push only if FID <= this (and better than the last pushed model)")
+    p.add_argument("--min-improvement", type=float, help="FID margin a new model must beat the last pushed one by")
+    p.add_argument("--num-fid-samples", type=int, help="generated images scored (default 1000)")
+    p.add_argument("--max-real", type=int, help="cap on real images for FID statistics (0 = all)")
+    p.add_argument("--aspect", choices=("squash", "center_crop", "pad"), help="resize policy (default squash)")
+    p.add_argument("--beam-mode", choices=BEAM_MODES, help="DirectRunner mode (default in_memory)")
+    p.add_argument("--beam-workers", type=int, help="workers in multi_processing mode (default 2)")
+    p.add_argument("--config", help="JSON file of PipelineConfig fields; flags override it")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    p.set_defaults(handler=_handle_run)
+
+
+def config_from_args(args: argparse.Namespace) -> PipelineConfig:
+    """Resolve a PipelineConfig: defaults < --config file < flags. Raises ConfigError."""
+    data: dict = {}
+    if args.config:
+        with open(args.config) as f:
+            data = json.load(f)
+    out = args.output_root
+    data.setdefault("pipeline_root", os.path.join(out, "pipeline"))
+    data.setdefault("metadata_path", os.path.join(out, "metadata.sqlite"))
+    data.setdefault("serving_dir", os.path.join(out, "serving"))
+    for flag, key in (("data_root", "data_root"), ("pipeline_root", "pipeline_root"),
+                      ("metadata_path", "metadata_path"), ("serving_dir", "serving_dir"),
+                      ("beam_mode", "beam_mode"), ("beam_workers", "beam_workers")):
+        if getattr(args, flag, None) is not None:
+            data[key] = getattr(args, flag)
+    sections = {
+        "train": {"epochs": args.epochs, "batch_size": args.batch_size,
+                  "steps_per_epoch": args.steps_per_epoch},
+        "eval": {"threshold": args.fid_threshold, "min_improvement": args.min_improvement,
+                 "num_generated": args.num_fid_samples, "max_real": args.max_real},
+        "transform": {"aspect": args.aspect},
+    }
+    for section, values in sections.items():
+        merged = dict(data.get(section, {}))
+        merged.update({k: v for k, v in values.items() if v is not None})
+        data[section] = merged
+    try:
+        return PipelineConfig.from_dict(data).validate()
+    except TypeError as e:  # unknown top-level key in the --config file
+        raise ConfigError(str(e)) from e
+
+
+def _handle_run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    if args.dry_run:
+        print(config.to_json())
+        return EXIT_OK
+    from pipeline import summary
+    from pipeline.local_runner import run_local
+    from pipeline.run_record import read_run
+
+    print(f"dcgan-tfx: running pipeline {config.pipeline_name!r} on {config.data_root}")
+    print(f"  pipeline root {config.pipeline_root}; metadata {config.metadata_path}")
+    try:
+        run_id = run_local(config)
+    except Exception as e:  # a component failed: say which and where the logs are
+        print(f"dcgan-tfx: pipeline failed: {type(e).__name__}: {e}", file=sys.stderr)
+        print("  rerun with --verbose for component logs", file=sys.stderr)
+        return EXIT_FAILED
+    facts = summary.collect(read_run(config.metadata_path, config.pipeline_name, run_id))
+    print()
+    print(summary.format_summary(facts))
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dcgan-tfx",
+        description="Train DCGANs on colour photos with TFX and push only generators that pass an FID gate.")
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow/Beam/TFX logs")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    _add_run(subparsers)
+    from components.fid_evaluator import cli as fid_cli
+    from components.image_example_gen import cli as ingest_cli
+    from trainer import cli as trainer_cli
+    for module in (ingest_cli, fid_cli, trainer_cli):
+        module.register(subparsers)
+    for name in ("pipeline.report", "kubeflow.cli"):
+        try:
+            module = __import__(name, fromlist=["register"])
+        except ModuleNotFoundError:
+            continue
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    quiet_logs(args.verbose)
+    try:
+        return args.handler(args)
+    except ConfigError as e:
+        print(f"dcgan-tfx: configuration error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

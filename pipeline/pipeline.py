@@ -1,0 +1,110 @@
+"""``create_pipeline(config)``: the one pipeline definition every runner compiles.
+
+ImageExampleGen → ImportSchemaGen → Transform → Trainer → (Resolver: latest blessed model) →
+FidEvaluator → Pusher. Runners (pipeline/local_runner.py, kubeflow/vertex_runner.py) only choose
+paths, the orchestrator and Beam arguments; they never change the graph.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+from tfx import v1 as tfx
+
+from components.fid_evaluator.component import FidEvaluator
+from components.image_example_gen.component import ImageExampleGen
+from components.pusher.component import AtomicPusher
+from pipeline.config import PipelineConfig
+
+RAW_SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "raw_schema.pbtxt")
+PREPROCESSING_FN = "trainer.preprocessing.preprocessing_fn"
+RUN_FN = "trainer.run_fn.run_fn"
+#: Under the pipeline root: real-image FID statistics, shared by runs (keyed by content hash).
+FID_STATS_CACHE_DIRNAME = "fid_stats_cache"
+
+
+def create_components(config: PipelineConfig, *, serving_destination=None) -> list:
+    """The pipeline's components, in topological order.
+
+    Args:
+      config: a validated PipelineConfig.
+      serving_destination: optional ``tfx.proto.PushDestination``; default: ``config.serving_dir``
+        on the filesystem.
+    Raises:
+      ConfigError: when the config is invalid (e.g. no FID threshold).
+    """
+    config.validate()
+    example_gen = ImageExampleGen(
+        data_root=config.data_root,
+        ingest_config=json.dumps(dataclasses.asdict(config.ingest)),
+    )
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=RAW_SCHEMA_PATH)
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        preprocessing_fn=PREPROCESSING_FN,
+        custom_config={"transform": dataclasses.asdict(config.transform),
+                       "background": list(config.ingest.background)},
+    )
+    trainer = tfx.components.Trainer(
+        run_fn=RUN_FN,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        # Epochs and steps come from TrainConfig; TFX's step counts are not used by run_fn.
+        train_args=tfx.proto.TrainArgs(splits=["train"]),
+        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+        custom_config={"train": dataclasses.asdict(config.train)},
+    )
+    latest_blessed = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+    ev = config.eval
+    evaluator = FidEvaluator(
+        model=trainer.outputs["model"],
+        examples=transform.outputs["transformed_examples"],
+        baseline_model=latest_blessed.outputs["model"],
+        metrics=list(ev.metrics),
+        gate_metric=ev.gate_metric,
+        threshold=ev.threshold,
+        min_improvement=ev.min_improvement,
+        num_generated=ev.num_generated,
+        max_real=ev.max_real,
+        splits=list(ev.splits),
+        seed=ev.seed,
+        weights_uri=ev.weights_uri,
+        cache_dir=os.path.join(config.pipeline_root, FID_STATS_CACHE_DIRNAME),
+    )
+    pusher = AtomicPusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        evaluation=evaluator.outputs["evaluation"],
+        push_destination=serving_destination or tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_dir)),
+    )
+    return [example_gen, schema_gen, transform, trainer, latest_blessed, evaluator, pusher]
+
+
+def create_pipeline(config: PipelineConfig, *, metadata_connection_config=None,
+                    beam_pipeline_args: list[str] | None = None,
+                    serving_destination=None) -> tfx.dsl.Pipeline:
+    """Build the TFX pipeline for ``config``.
+
+    Args:
+      config: the run's configuration (validated here).
+      metadata_connection_config: MLMD connection; None lets the orchestrator choose (Vertex).
+      beam_pipeline_args: passed to every Beam-based component (ExampleGen, Transform).
+      serving_destination: optional push destination proto (default: ``config.serving_dir``).
+    Returns:
+      A ``tfx.dsl.Pipeline``.
+    """
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.pipeline_name,
+        pipeline_root=config.pipeline_root,
+        components=create_components(config, serving_destination=serving_destination),
+        enable_cache=config.enable_cache,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=beam_pipeline_args or [],
+    )

@@ -1,0 +1,103 @@
+"""The short text summary printed at the end of ``dcgan-tfx run``, built from ML Metadata.
+
+Every number comes from an artifact the run wrote (ledger, training summary, metrics, blessing,
+pushed model), found through pipeline/run_record.py.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+from typing import Any
+
+from pipeline.run_record import RunRecord
+
+# Node ids as created in pipeline/pipeline.py (TFX uses the class name unless .with_id() is set).
+EXAMPLE_GEN = "ImageExampleGen"
+TRANSFORM = "Transform"
+TRAINER = "Trainer"
+EVALUATOR = "FidEvaluator"
+PUSHER = "AtomicPusher"
+
+
+def _read_json(path: str) -> dict[str, Any] | None:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def collect(record: RunRecord) -> dict[str, Any]:
+    """Key facts of a run as a JSON-able dict (also the data behind the HTML report)."""
+    facts: dict[str, Any] = {"run_id": record.run_id,
+                             "states": {n: node.state for n, node in record.nodes.items()}}
+    report = record.output(EXAMPLE_GEN, "ingestion_report")
+    if report:
+        ledger = _read_json(os.path.join(report.uri, "ingestion_report.json")) or {}
+        facts["ingestion"] = {k: v for k, v in ledger.items() if k != "files"}
+        facts["ingestion_report_path"] = os.path.join(report.uri, "ingestion_report.json")
+    run = record.output(TRAINER, "model_run")
+    if run:
+        facts["training"] = _read_json(os.path.join(run.uri, "training_summary.json")) or {}
+        grids = sorted(glob.glob(os.path.join(run.uri, "**", "epoch_*.png"), recursive=True))
+        facts["sample_grids"] = grids
+        facts["model_run_dir"] = run.uri
+    evaluation = record.output(EVALUATOR, "evaluation")
+    if evaluation:
+        facts["evaluation"] = _read_json(os.path.join(evaluation.uri, "metrics.json")) or {}
+        facts["evaluation_dir"] = evaluation.uri
+    blessing = record.output(EVALUATOR, "blessing")
+    if blessing:
+        facts["blessing"] = dict(blessing.properties)
+    pushed = record.output(PUSHER, "pushed_model")
+    if pushed:
+        facts["push"] = dict(pushed.properties)
+    return facts
+
+
+def _fmt_metric(name: str, m: Any) -> str:
+    if isinstance(m, dict):
+        value = m.get("value")
+        extra = ", ".join(f"{k}={m[k]}" for k in ("n_real", "n_gen", "std") if k in m)
+        return f"{name} = {value:.3f} ({extra})" if isinstance(value, (int, float)) else f"{name} = {value} ({extra})"
+    return f"{name} = {m}"
+
+
+def format_summary(facts: dict[str, Any]) -> str:
+    """Human-readable lines: ingestion counts, epochs, metrics with sample counts, gate decision, push."""
+    lines = [f"run {facts['run_id']}"]
+    ing = facts.get("ingestion", {})
+    counts = ing.get("counts_by_status") or ing.get("status_counts") or {}
+    if counts:
+        lines.append("ingested %s, rejected %s, duplicates %s, skipped %s (ledger: %s)" % (
+            counts.get("ingested", 0), counts.get("rejected", 0), counts.get("duplicate", 0),
+            counts.get("skipped", 0), facts.get("ingestion_report_path")))
+    tr = facts.get("training", {})
+    if tr:
+        lines.append("trained %s epochs, %s steps; final d_loss %s, g_loss %s" % (
+            tr.get("epochs_completed", tr.get("epochs")), tr.get("steps"),
+            _short(tr.get("final", {}).get("d_loss")), _short(tr.get("final", {}).get("g_loss"))))
+        for warning in tr.get("warnings", []):
+            lines.append(f"  monitor warning: {warning}")
+    ev = facts.get("evaluation", {})
+    for name, m in (ev.get("metrics") or {}).items():
+        lines.append("  " + _fmt_metric(name, m))
+    bl = facts.get("blessing", {})
+    if bl:
+        verdict = "BLESSED" if bl.get("blessed") == 1 else "NOT BLESSED"
+        lines.append(f"gate: {verdict} — {bl.get('reason', '')}")
+    push = facts.get("push", {})
+    if push.get("pushed") == 1:
+        lines.append(f"pushed generator to {push.get('pushed_destination')}")
+    elif bl:
+        lines.append("generator not pushed (the gate did not bless it)")
+    if facts.get("sample_grids"):
+        lines.append(f"sample grid: {facts['sample_grids'][-1]}")
+    if facts.get("evaluation_dir"):
+        lines.append(f"real vs generated: {os.path.join(facts['evaluation_dir'], 'samples.png')}")
+    return "\n".join(lines)
+
+
+def _short(x: Any) -> str:
+    return f"{x:.4f}" if isinstance(x, (int, float)) else str(x)
