@@ -24,6 +24,7 @@ class NodeRecord:
 
     node_id: str
     state: str
+    seconds: float = 0.0          # execution wall time as MLMD recorded it (create → last update)
     outputs: dict[str, list[ArtifactRecord]] = field(default_factory=dict)
 
 
@@ -107,7 +108,9 @@ def read_run(metadata_path: str, pipeline_name: str, run_id: str | None = None) 
                     if c.type_id == node_type.id]
         node_id = node_ctx[0].name.split(".", 1)[-1] if node_ctx else str(execution.id)
         node = NodeRecord(node_id=node_id,
-                          state=metadata_store_pb2.Execution.State.Name(execution.last_known_state))
+                          state=metadata_store_pb2.Execution.State.Name(execution.last_known_state),
+                          seconds=(execution.last_update_time_since_epoch
+                                   - execution.create_time_since_epoch) / 1000.0)
         events = [e for e in store.get_events_by_execution_ids([execution.id])
                   if e.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)]
         artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
