@@ -13,10 +13,12 @@ demo:
 
 # The whole suite, including the slow end-to-end pipeline test (what CI runs).
 test:
+	scripts/setup-env --test
 	$(IN_ENV) python -m pytest tests $(ARGS)
 
 # Everything but the tests marked slow.
 test-fast:
+	scripts/setup-env --test
 	$(IN_ENV) python -m pytest tests -m "not slow" $(ARGS)
 
 bench:

@@ -9,14 +9,13 @@ Exit codes: 0 success; 1 the work ran and failed (pipeline error, data policy vi
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import os
 import sys
 
-from pipeline.config import (BEAM_MODES, ConfigError, PipelineConfig, section_from_dict,
-                             DEFAULT_DATA_ROOT, DEFAULT_OUTPUT_ROOT)
+from pipeline.config import (BEAM_MODES, DEFAULT_DATA_ROOT, DEFAULT_OUTPUT_ROOT, ConfigError,
+                             PipelineConfig)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -115,9 +114,12 @@ def _handle_run(args: argparse.Namespace) -> int:
         print(f"dcgan-tfx: pipeline failed: {type(e).__name__}: {e}", file=sys.stderr)
         print("  rerun with --verbose for component logs", file=sys.stderr)
         return EXIT_FAILED
+    from pipeline.report import write_report
+
     facts = summary.collect(read_run(config.metadata_path, config.pipeline_name, run_id))
     print()
     print(summary.format_summary(facts))
+    print(f"report: {write_report(config.pipeline_root, run_id)}")
     return EXIT_OK
 
 
@@ -131,14 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(subparsers)
     from components.fid_evaluator import cli as fid_cli
     from components.image_example_gen import cli as ingest_cli
+    from kubeflow import cli as kubeflow_cli
+    from pipeline import report
     from trainer import cli as trainer_cli
-    for module in (ingest_cli, fid_cli, trainer_cli):
-        module.register(subparsers)
-    for name in ("pipeline.report", "kubeflow.cli"):
-        try:
-            module = __import__(name, fromlist=["register"])
-        except ModuleNotFoundError:
-            continue
+    for module in (ingest_cli, fid_cli, trainer_cli, report, kubeflow_cli):
         module.register(subparsers)
     return parser
 

@@ -43,6 +43,9 @@ class IngestConfig:
     background: tuple[int, int, int] = (255, 255, 255)
     max_rejected_fraction: float = 0.05
     allow_empty_categories: bool = False
+    # Added by the data-path work: images with a side below this many pixels are rejected as
+    # "too_small" (shop crawls hold 1x1 tracking pixels and icons).
+    min_side: int = 8
 
     def validate(self) -> None:
         if not 0 <= self.eval_percent < 100:
@@ -51,6 +54,8 @@ class IngestConfig:
             raise ConfigError("ingest.max_rejected_fraction must be in [0, 1]")
         if len(self.background) != 3 or not all(0 <= c <= 255 for c in self.background):
             raise ConfigError(f"ingest.background must be three ints in 0-255, got {self.background}")
+        if self.max_pixels < 1 or self.min_side < 1:
+            raise ConfigError("ingest.max_pixels and ingest.min_side must be >= 1")
 
 
 @dataclass(frozen=True)
