@@ -31,5 +31,6 @@ setup(
     extras_require={
         "test": ["pytest>=8", "gcp-storage-emulator>=2025.0.0"],
     },
+    package_data={"pipeline": ["raw_schema.pbtxt"]},
     entry_points={"console_scripts": ["dcgan-tfx=pipeline.cli:main"]},
 )

