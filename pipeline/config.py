@@ -22,6 +22,7 @@ DEFAULT_OUTPUT_ROOT = os.path.join(_REPO_ROOT, "out")
 ASPECT_POLICIES = ("squash", "center_crop", "pad")
 LABEL_SMOOTHING_MODES = ("uniform", "constant", "none")
 BEAM_MODES = ("in_memory", "multi_processing")
+PRECISIONS = ("float32", "mixed_bfloat16")
 
 
 class ConfigError(ValueError):
@@ -88,6 +89,9 @@ class TrainConfig:
     sample_grid_size: int = 16              # fixed-noise images in the per-epoch grid
     kid_every_epochs: int = 0               # 0: no KID during training
     export_best: bool = False               # export the best-KID epoch instead of the last
+    kid_num_samples: int = 256              # real and generated images per in-training KID
+    precision: str = "float32"              # "mixed_bfloat16": bf16 compute (AMX/AVX512-BF16 CPUs)
+    discriminator_dropout: float = 0.0      # Dropout after Flatten (no parameters); 0 = none
 
     def validate(self) -> None:
         if self.epochs < 1:
@@ -98,6 +102,16 @@ class TrainConfig:
             raise ConfigError(f"train.label_smoothing must be one of {LABEL_SMOOTHING_MODES}")
         if self.export_best and self.kid_every_epochs <= 0:
             raise ConfigError("train.export_best needs train.kid_every_epochs > 0 to rank epochs")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"train.precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if not 0.0 <= self.discriminator_dropout < 1.0:
+            raise ConfigError("train.discriminator_dropout must be in [0, 1)")
+        if self.kid_every_epochs > 0 and self.kid_num_samples < 2:
+            raise ConfigError("train.kid_num_samples must be >= 2 when KID is on")
+        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
+            raise ConfigError("train.steps_per_epoch must be >= 1 or None")
+        if self.sample_grid_size < 2:
+            raise ConfigError("train.sample_grid_size must be >= 2 (diversity needs pairs)")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,295 @@
+"""The seed's DCGAN: generator, discriminator and a ``keras.Model`` whose ``train_step`` trains both.
+
+Layouts are NHWC; images inside the models are float32 in [-1, 1] (``trainer/features.py``).
+
+Architecture (reverse-engineered from the seed's parameter counts, checked with ``count_params()``):
+
+* generator, 6,065,603 parameters: Dense(8*8*512) -> LeakyReLU(0.2) -> Reshape(8, 8, 512) ->
+  3 x [Conv2DTranspose(k=4, s=2, same) -> LeakyReLU(0.2)] with 256/128/64 filters ->
+  Conv2D(3, 4, same, tanh). Output [N, 64, 64, 3] in [-1, 1].
+* discriminator, 243,329 parameters: 2 x [Conv2D(k=5, s=2, same) -> BatchNorm -> LeakyReLU(0.2)]
+  with 64/128 filters -> Flatten -> Dense(1). It returns a **logit**, not a probability: the loss
+  uses ``from_logits`` BCE, which is numerically stabler than sigmoid + BCE and has the same count.
+
+Options the seed's text describes but its code leaves out: BatchNorm after the Dense and each
+Conv2DTranspose of the generator (``batchnorm=True``) and one more Conv2D -> BN -> LeakyReLU block in
+the discriminator (``extra_block=True``).
+
+Training recipe (the seed's): non-saturating BCE (G minimises -log D(G(z))), one-sided label
+smoothing of the real targets, Adam with D 1e-4 / G 3e-4 and beta_1 0.5 (set in ``trainer/train.py``).
+"""
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from trainer import features
+
+LEAK = 0.2                      # LeakyReLU slope of the seed (and of Radford et al. 2015, DCGAN)
+GEN_BASE = (8, 8, 512)          # the generator's first feature map: 64 = 8 * 2**3
+GEN_FILTERS = (256, 128, 64)    # Conv2DTranspose widths, each doubles the spatial size
+DISC_FILTERS = (64, 128)        # discriminator Conv2D widths, each halves the spatial size
+EXTRA_DISC_FILTERS = 256        # width of the optional third discriminator block
+UNIFORM_SMOOTHING_SPAN = 0.05   # real targets 1 + 0.05 * U(0, 1): the seed's text
+CONSTANT_REAL_TARGET = 0.9      # the classic one-sided smoothing (Salimans et al. 2016)
+SMOOTHING_MODES = ("uniform", "constant", "none")
+
+
+def build_generator(latent_dim: int = features.LATENT_DIM, batchnorm: bool = False,
+                    sync_batchnorm: bool = False, precision: str = "float32") -> keras.Model:
+    """The seed's generator.
+
+    Args:
+      latent_dim: size of the latent vector (the seed uses 100; its mode-collapse study 10 and 128).
+      batchnorm: add BatchNormalization after the Dense and after each Conv2DTranspose (an option
+        from the seed's text, off in its code). Adds 4 * (2 * C) trainable and as many moving
+        parameters (C = the layer's channels).
+      sync_batchnorm: synchronise BN batch statistics across replicas (use under a multi-replica
+        strategy so that N devices compute what one device would; changes no parameters).
+      precision: "float32" or "mixed_bfloat16" (bfloat16 compute, float32 weights; fast on CPUs
+        with AMX/AVX512-BF16). The output layer always computes in float32.
+    Returns:
+      ``keras.Model`` named "generator": float32 [N, latent_dim] -> float32 [N, 64, 64, 3] in
+      [-1, 1] (tanh). 6,065,603 parameters with the defaults.
+    Raises:
+      ValueError: if ``latent_dim`` < 1 or ``precision`` is unknown.
+    """
+    if latent_dim < 1:
+        raise ValueError(f"latent_dim must be >= 1, got {latent_dim}")
+    dt = _policy(precision)
+    layers = keras.layers
+    noise = keras.Input(shape=(latent_dim,), name=features.NOISE_INPUT)
+    x = layers.Dense(GEN_BASE[0] * GEN_BASE[1] * GEN_BASE[2], name="project", dtype=dt)(noise)
+    if batchnorm:
+        x = layers.BatchNormalization(synchronized=sync_batchnorm, name="project_bn", dtype=dt)(x)
+    x = layers.LeakyReLU(negative_slope=LEAK, dtype=dt)(x)
+    x = layers.Reshape(GEN_BASE, dtype=dt)(x)
+    for i, filters in enumerate(GEN_FILTERS):
+        x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", name=f"up{i}",
+                                   dtype=dt)(x)
+        if batchnorm:
+            x = layers.BatchNormalization(synchronized=sync_batchnorm, name=f"up{i}_bn",
+                                          dtype=dt)(x)
+        x = layers.LeakyReLU(negative_slope=LEAK, dtype=dt)(x)
+    # float32 output: the tanh range and the images other parts see do not depend on precision.
+    images = layers.Conv2D(features.CHANNELS, 4, padding="same", activation="tanh",
+                           name="to_rgb", dtype="float32")(x)
+    return keras.Model(noise, images, name="generator")
+
+
+def build_discriminator(extra_block: bool = False, dropout: float = 0.0,
+                        sync_batchnorm: bool = False, precision: str = "float32") -> keras.Model:
+    """The seed's discriminator.
+
+    Args:
+      extra_block: append one more Conv2D(256, 5, s2) -> BN -> LeakyReLU block (seed's text option).
+      dropout: rate of a Dropout after Flatten (no parameters; 0 = none, the default). Dropout
+        masks are drawn per replica, so a multi-device step only equals a one-device step with 0.
+      sync_batchnorm: synchronise BN batch statistics across replicas (see ``build_generator``).
+      precision: "float32" or "mixed_bfloat16" (see ``build_generator``); the logit is float32.
+    Returns:
+      ``keras.Model`` named "discriminator": float32 [N, 64, 64, 3] in [-1, 1] -> float32 [N, 1]
+      logits (apply a sigmoid for D(x) in (0, 1)). 243,329 parameters with the defaults.
+    Raises:
+      ValueError: if ``dropout`` is outside [0, 1) or ``precision`` is unknown.
+    """
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    dt = _policy(precision)
+    layers = keras.layers
+    images = keras.Input(shape=features.IMAGE_SHAPE, name=features.IMAGE_KEY)
+    x = images
+    widths = DISC_FILTERS + ((EXTRA_DISC_FILTERS,) if extra_block else ())
+    for i, filters in enumerate(widths):
+        x = layers.Conv2D(filters, 5, strides=2, padding="same", name=f"down{i}", dtype=dt)(x)
+        x = layers.BatchNormalization(synchronized=sync_batchnorm, name=f"down{i}_bn",
+                                      dtype=dt)(x)
+        x = layers.LeakyReLU(negative_slope=LEAK, dtype=dt)(x)
+    x = layers.Flatten(dtype=dt)(x)
+    if dropout > 0:
+        x = layers.Dropout(dropout, dtype=dt)(x)
+    logits = layers.Dense(1, name="logit", dtype="float32")(x)
+    return keras.Model(images, logits, name="discriminator")
+
+
+PRECISIONS = ("float32", "mixed_bfloat16")
+
+
+def _policy(precision: str) -> str:
+    """Validate a precision name and return it as a Keras dtype-policy name."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    return precision
+
+
+def real_targets(batch: int, mode: str, uniform: tf.Tensor | None = None) -> tf.Tensor:
+    """Targets for real images under one-sided label smoothing (fake targets stay 0).
+
+    Args:
+      batch: number of targets N.
+      mode: "uniform" -> 1 + 0.05 * u (the seed's text), "constant" -> 0.9 (Salimans et al. 2016,
+        "Improved techniques for training GANs"), "none" -> 1.
+      uniform: float32 [N, 1] draws of U(0, 1), needed for "uniform".
+    Returns:
+      float32 [N, 1].
+    Raises:
+      ValueError: unknown mode, or "uniform" without draws.
+    """
+    if mode == "uniform":
+        if uniform is None:
+            raise ValueError("uniform label smoothing needs U(0, 1) draws")
+        return 1.0 + UNIFORM_SMOOTHING_SPAN * uniform
+    if mode == "constant":
+        return tf.fill([batch, 1], CONSTANT_REAL_TARGET)
+    if mode == "none":
+        return tf.ones([batch, 1])
+    raise ValueError(f"label smoothing must be one of {SMOOTHING_MODES}, got {mode!r}")
+
+
+def bce_with_logits(targets: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+    """Per-example binary cross-entropy, float32 [N] from targets and logits of shape [N, 1].
+
+    ``max(x, 0) - x * z + log(1 + exp(-|x|))`` (tf.nn.sigmoid_cross_entropy_with_logits); valid for
+    targets above 1 too, which "uniform" smoothing produces.
+    """
+    return tf.reshape(tf.nn.sigmoid_cross_entropy_with_logits(labels=targets, logits=logits), [-1])
+
+
+def _replica_info() -> tuple[tf.Tensor | int, int]:
+    """(replica id, number of replicas) in the current replica context (0, 1 without a strategy)."""
+    ctx = tf.distribute.get_replica_context()
+    if ctx is None:  # cross-replica context: the caller must use strategy.run
+        raise RuntimeError("DCGAN.train_step must run in a replica context (strategy.run)")
+    return ctx.replica_id_in_sync_group, ctx.num_replicas_in_sync
+
+
+def _local_slice(global_values: tf.Tensor, local_batch: tf.Tensor, replica_id) -> tf.Tensor:
+    """This replica's rows of a tensor drawn for the global batch (replicas hold equal shares)."""
+    start = tf.cast(replica_id, tf.int32) * local_batch
+    return global_values[start:start + local_batch]
+
+
+class DCGAN(keras.Model):
+    """Generator + discriminator trained together by one ``train_step`` (keras 3, TF backend).
+
+    ``train_step(data)`` takes ``images`` (float32 [b, 64, 64, 3] in [-1, 1], this replica's share
+    of the global batch B) or ``(images, noise)`` with noise float32 [b, latent_dim]. Without noise it
+    draws the *global* batch's noise from a stateless RNG keyed on (seed, step) and keeps this
+    replica's rows, so the noise (and the U(0,1) label-smoothing draws) do not depend on how many
+    replicas share the batch, and a resumed run replays the same noise.
+
+    One step (generator forward run once; the seed's step ran it twice):
+
+    1. fakes = G(z); D sees concat(fakes, reals) in one batch (as the seed: BatchNorm statistics
+       over both halves); d_loss = mean BCE over the 2B examples; update D.
+    2. The *same* fakes go through the *updated* D; g_loss = mean BCE(1, D(G(z))) (non-saturating);
+       update G, back-propagating through the recorded generator forward (persistent tape).
+
+    With equal noise this equals the seed's step (which drew a fresh z for step 2) to float
+    rounding; reusing z for step 2 is the only change in the recipe.
+
+    Losses are per-example BCE summed and divided by the *global* batch, so the sum of replica
+    gradients that MirroredStrategy applies is the gradient of the global mean. Logged losses are
+    the mean over replicas (Mean trackers with on-read SUM variables).
+    """
+
+    def __init__(self, generator: keras.Model, discriminator: keras.Model,
+                 latent_dim: int = features.LATENT_DIM, label_smoothing: str = "uniform",
+                 seed: int = 0, **kwargs):
+        """Args: the two networks, the latent size, the smoothing mode (``real_targets``) and the
+        integer seed of the stateless noise. Raises ValueError on an unknown smoothing mode."""
+        super().__init__(**kwargs)
+        if label_smoothing not in SMOOTHING_MODES:
+            raise ValueError(f"label_smoothing must be one of {SMOOTHING_MODES}, "
+                             f"got {label_smoothing!r}")
+        self.generator = generator
+        self.discriminator = discriminator
+        self.latent_dim = int(latent_dim)
+        self.label_smoothing = label_smoothing
+        self.seed = int(seed)
+        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
+        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+        self.d_real_tracker = keras.metrics.Mean(name="d_real")   # mean D(x), sigmoid of logit
+        self.d_fake_tracker = keras.metrics.Mean(name="d_fake")   # mean D(G(z)) before D's update
+
+    def compile(self, d_optimizer: keras.optimizers.Optimizer,
+                g_optimizer: keras.optimizers.Optimizer, **kwargs):
+        """Attach the two optimizers (the seed: Adam(1e-4, 0.5) for D, Adam(3e-4, 0.5) for G)."""
+        super().compile(**kwargs)
+        self.d_optimizer = d_optimizer
+        self.g_optimizer = g_optimizer
+
+    def build_optimizers(self) -> None:
+        """Create both optimizers' slot variables now (needed before restoring a checkpoint)."""
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+        self.g_optimizer.build(self.generator.trainable_variables)
+
+    @property
+    def metrics(self):
+        """The four Mean trackers: d_loss, g_loss, d_real (mean D(x)), d_fake (mean D(G(z)))."""
+        return [self.d_loss_tracker, self.g_loss_tracker, self.d_real_tracker, self.d_fake_tracker]
+
+    def call(self, noise, training=False):
+        """G(noise): float32 [N, latent_dim] -> float32 [N, 64, 64, 3] in [-1, 1]."""
+        return self.generator(noise, training=training)
+
+    def step_seeds(self, step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """Two stateless-RNG seeds (noise, label draws), int32 [2] each, from (seed, step)."""
+        pair = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(step, tf.int64)])
+        both = tf.random.experimental.stateless_split(pair, num=2)
+        return both[0], both[1]
+
+    def train_step(self, data):
+        """One D update and one G update; returns the trackers' values (dict of scalar tensors).
+
+        Also returns ``finite``: float32 scalar, 1.0 when both losses and every generated pixel are
+        finite, 0.0 otherwise (a float so Keras can average it over replicas).
+        """
+        if isinstance(data, (tuple, list)):
+            real, noise = data[0], (data[1] if len(data) > 1 else None)
+        else:
+            real, noise = data, None
+        real = tf.convert_to_tensor(real, tf.float32)
+        replica_id, n_replicas = _replica_info()
+        local_b = tf.shape(real)[0]
+        global_b = local_b * n_replicas
+        noise_seed, label_seed = self.step_seeds(self.g_optimizer.iterations)
+        if noise is None:
+            noise = _local_slice(
+                tf.random.stateless_normal([global_b, self.latent_dim], seed=noise_seed),
+                local_b, replica_id)
+        uniform = None
+        if self.label_smoothing == "uniform":
+            uniform = _local_slice(tf.random.stateless_uniform([global_b, 1], seed=label_seed),
+                                   local_b, replica_id)
+        targets_real = real_targets(local_b, self.label_smoothing, uniform)
+        targets_fake = tf.zeros([local_b, 1])
+        global_f = tf.cast(global_b, tf.float32)
+
+        d_vars = self.discriminator.trainable_variables
+        g_vars = self.generator.trainable_variables
+        with tf.GradientTape(persistent=True) as tape:
+            fakes = self.generator(noise, training=True)
+            logits = self.discriminator(tf.concat([fakes, real], axis=0), training=True)
+            fake_logits, real_logits = logits[:local_b], logits[local_b:]
+            d_sum = (tf.reduce_sum(bce_with_logits(targets_real, real_logits))
+                     + tf.reduce_sum(bce_with_logits(targets_fake, fake_logits)))
+            d_loss = d_sum / (2.0 * global_f)
+            with tape.stop_recording():
+                self.d_optimizer.apply(tape.gradient(d_loss, d_vars), d_vars)
+            g_logits = self.discriminator(fakes, training=True)
+            g_loss = tf.reduce_sum(bce_with_logits(tf.ones([local_b, 1]), g_logits)) / global_f
+        self.g_optimizer.apply(tape.gradient(g_loss, g_vars), g_vars)
+        del tape
+
+        # Per-replica means for logging; the trackers average them over replicas.
+        scale = tf.cast(n_replicas, tf.float32)
+        self.d_loss_tracker.update_state(d_loss * scale)
+        self.g_loss_tracker.update_state(g_loss * scale)
+        self.d_real_tracker.update_state(tf.reduce_mean(tf.sigmoid(real_logits)))
+        self.d_fake_tracker.update_state(tf.reduce_mean(tf.sigmoid(fake_logits)))
+        finite = tf.reduce_all([tf.math.is_finite(d_loss), tf.math.is_finite(g_loss),
+                                tf.reduce_all(tf.math.is_finite(fakes))])
+        out = {m.name: m.result() for m in self.metrics}
+        out["finite"] = tf.cast(finite, tf.float32)
+        return out

@@ -1,0 +1,153 @@
+"""TFX Trainer entry point: unpack ``FnArgs``, build the input pipeline, call ``train.train``.
+
+``fn_args.custom_config``:
+  * ``"train"``: dict of ``pipeline.config.TrainConfig`` fields (missing ones take defaults).
+  * ``"resume"`` (optional, default True): resume from an earlier attempt of the same Trainer
+    (sibling ``model_run`` folders with the same fingerprint) when this run dir has no checkpoint.
+
+Reads the Transform output: gzip TFRecords of transformed tf.Examples with ``image`` float32
+[64, 64, 3] (or flat [12288]) in [-1, 1]; ``label`` is not needed by the unconditional DCGAN.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+from pipeline.config import TrainConfig, section_from_dict
+from trainer import features
+
+PARSE_BATCH = 256          # serialized examples parsed per parse_example call
+SHUFFLE_BUFFER = 10_000    # images; the demo's and clothing-small's train split fit whole
+RANGE_SLACK = 1e-3         # tolerated overshoot of [-1, 1] from float rounding in Transform
+
+
+def _expand(patterns) -> list[str]:
+    """Files matching ``patterns`` (a pattern/dir, or a list of them); a dir means its files."""
+    import tensorflow as tf
+
+    if isinstance(patterns, str):
+        patterns = [patterns]
+    files: list[str] = []
+    for p in patterns:
+        if tf.io.gfile.isdir(p):
+            p = os.path.join(p, "*")
+        files.extend(sorted(tf.io.gfile.glob(p)))
+    return files
+
+
+def make_image_dataset_fn(file_patterns, feature_spec: dict, batch_size: int, seed: int = 0,
+                          compression: str = "GZIP", cache: bool = True):
+    """Input pipeline over transformed examples: parse in batches, cache, shuffle, batch, prefetch.
+
+    Args:
+      file_patterns: TFRecord file pattern(s) or folder(s) (e.g. ``fn_args.train_files``).
+      feature_spec: ``TFTransformOutput.transformed_feature_spec()``; must hold ``image``.
+      batch_size: global batch size; the last partial batch is dropped (equal replica shares).
+      seed: shuffle seed; epoch e shuffles with a seed derived from (seed, e), so a resumed run
+        sees the same order as an uninterrupted one.
+      compression: TFRecord compression ("GZIP" as TFX writes, or "").
+      cache: keep the parsed images in memory (float32, 48 KiB per image).
+    Returns:
+      ``epoch -> tf.data.Dataset`` of float32 [batch_size, 64, 64, 3] in [-1, 1].
+    Raises:
+      FileNotFoundError: no file matches. ValueError: ``image`` missing from the spec.
+      At iteration: InvalidArgumentError naming the problem when an image is not 64x64x3 or holds
+      values outside [-1, 1] or NaN (bad data stops the run instead of being dropped).
+    """
+    import tensorflow as tf
+
+    files = _expand(file_patterns)
+    if not files:
+        raise FileNotFoundError(f"no training files match {file_patterns}")
+    if features.IMAGE_KEY not in feature_spec:
+        raise ValueError(f"transformed feature spec lacks {features.IMAGE_KEY!r}; "
+                         f"has {sorted(feature_spec)}")
+    spec = {features.IMAGE_KEY: feature_spec[features.IMAGE_KEY]}
+
+    def parse(serialized):
+        images = tf.io.parse_example(serialized, spec)[features.IMAGE_KEY]
+        if isinstance(images, tf.SparseTensor):
+            images = tf.sparse.to_dense(images)
+        images = tf.reshape(tf.cast(images, tf.float32), (-1,) + features.IMAGE_SHAPE)
+        ok = tf.reduce_all(tf.math.is_finite(images)) & tf.reduce_all(
+            tf.abs(images) <= 1.0 + RANGE_SLACK)
+        with tf.control_dependencies([tf.debugging.Assert(
+                ok, ["transformed images must be finite and in [-1, 1]"])]):
+            return tf.identity(images)
+
+    base = (tf.data.TFRecordDataset(files, compression_type=compression or None,
+                                    num_parallel_reads=tf.data.AUTOTUNE)
+            .batch(PARSE_BATCH)
+            .map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+            .unbatch())
+    if cache:
+        base = base.cache()
+
+    def for_epoch(epoch: int):
+        ds = base.shuffle(SHUFFLE_BUFFER, seed=seed * 1_000_003 + epoch,
+                          reshuffle_each_iteration=False)
+        return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+    return for_epoch
+
+
+def fingerprint(config: TrainConfig, transform_output: str, train_files) -> str:
+    """sha256 of the config and the input locations: equal only for a re-run of the same job."""
+    payload = json.dumps({"config": config.__dict__, "transform": transform_output,
+                          "files": sorted(train_files if isinstance(train_files, list)
+                                          else [train_files])}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def sibling_run_dirs(model_run_dir: str) -> list[str]:
+    """Other folders beside ``model_run_dir`` (earlier Trainer attempts: TFX gives each execution
+    its own ``.../Trainer/model_run/<execution id>``)."""
+    import tensorflow as tf
+
+    parent = os.path.dirname(model_run_dir.rstrip("/"))
+    if not tf.io.gfile.isdir(parent):
+        return []
+    me = os.path.basename(model_run_dir.rstrip("/"))
+    return [os.path.join(parent, d.rstrip("/")) for d in tf.io.gfile.listdir(parent)
+            if d.rstrip("/") != me]
+
+
+def run_fn(fn_args) -> None:
+    """TFX Trainer ``run_fn``: train the DCGAN and export the generator.
+
+    Uses ``fn_args.custom_config``, ``train_files``, ``transform_output``, ``model_run_dir`` and
+    ``serving_model_dir``. Raises ConfigError on a bad config, TrainingDiverged on NaN/Inf (nothing
+    exported), FileNotFoundError/ValueError on missing or malformed data.
+    """
+    import tensorflow_transform as tft
+
+    from trainer.train import train
+
+    custom = dict(fn_args.custom_config or {})
+    config = section_from_dict(TrainConfig, dict(custom.get("train", {})))
+    config.validate()
+    feature_spec = tft.TFTransformOutput(fn_args.transform_output).transformed_feature_spec()
+    dataset_fn = make_image_dataset_fn(fn_args.train_files, feature_spec, config.batch_size,
+                                       seed=config.seed)
+    kid_real = None
+    if config.kid_every_epochs > 0:
+        kid_real = _first_images(dataset_fn(0), config.kid_num_samples)
+    resume = custom.get("resume", True)
+    train(config, dataset_fn, fn_args.model_run_dir, fn_args.serving_model_dir,
+          fingerprint=fingerprint(config, fn_args.transform_output, fn_args.train_files),
+          resume_dirs=sibling_run_dirs(fn_args.model_run_dir) if resume else (),
+          kid_real_images=kid_real)
+
+
+def _first_images(ds, count: int):
+    """Up to ``count`` images from a batched dataset, as uint8 [n, 64, 64, 3]."""
+    import numpy as np
+
+    out, n = [], 0
+    for batch in ds:
+        out.append(batch.numpy())
+        n += len(out[-1])
+        if n >= count:
+            break
+    return features.to_uint8(np.concatenate(out)[:count])

@@ -1,0 +1,447 @@
+"""The DCGAN training loop: strategy, checkpoints and resume, divergence stop, monitors, export.
+
+``train(config, train_ds, model_run_dir, serving_model_dir)`` never sees a TFX type; ``run_fn``
+(trainer/run_fn.py) is the thin TFX glue around it.
+
+What lands in ``model_run_dir`` (local or gs://):
+
+* ``checkpoints/``: tf.train.Checkpoint with G, D, both Adam states (their ``iterations`` is the
+  global step), the finished-epoch counter, the fixed sample noise, the best KID so far; one per
+  epoch, written only after the epoch's losses and samples were checked finite.
+* ``logs/``: TensorBoard scalars (d_loss, g_loss, D(x), D(G(z)), learning rates, images/s, KID)
+  and the fixed-noise grid as an image, every epoch.
+* ``samples/epoch_NNN.png`` (NNN = 001, 002, ...): the same grid (1-based epoch numbers), as the seed's GANMonitor did.
+* ``training_summary.json``: status, epochs, steps, throughput, per-epoch history, monitor
+  warnings, resume source, exported path.
+* ``discriminator.keras`` (and ``best_generator/`` with export_best): the networks not exported.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+from typing import Callable, Iterable
+
+import numpy as np
+
+from pipeline.config import TrainConfig
+from trainer import features
+from trainer.monitors import (FeatureFn, TrainingMonitor, kernel_inception_distance,
+                              pixel_features)
+
+log = logging.getLogger(__name__)
+
+SUMMARY_FILE = "training_summary.json"
+CHECKPOINT_SUBDIR = "checkpoints"
+FIXED_NOISE_SEED_OFFSET = 7919   # a separate stream for the sample-grid noise (any constant)
+KID_NOISE_SEED_OFFSET = 104729   # and one for the KID samples
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss or generated image became NaN/Inf. The last healthy checkpoint is kept; nothing is
+    exported."""
+
+
+def strategy_kind(num_gpus: int, tf_config: str | None) -> str:
+    """Which tf.distribute strategy fits this process.
+
+    Args:
+      num_gpus: GPUs visible to TensorFlow.
+      tf_config: the TF_CONFIG JSON string (or None/"").
+    Returns:
+      "multi_worker" when TF_CONFIG's cluster names more than one worker task (chief and workers
+      together), else "mirrored" when more than one GPU is visible, else "default".
+    Raises:
+      ValueError: TF_CONFIG is not valid JSON or its cluster is not a mapping of lists.
+    """
+    if tf_config:
+        try:
+            cluster = json.loads(tf_config).get("cluster", {})
+        except (json.JSONDecodeError, AttributeError) as e:
+            raise ValueError(f"TF_CONFIG is not a JSON object: {e}") from e
+        if not isinstance(cluster, dict) or not all(isinstance(v, list) for v in cluster.values()):
+            raise ValueError("TF_CONFIG['cluster'] must map task types to lists of addresses")
+        workers = len(cluster.get("worker", [])) + len(cluster.get("chief", []))
+        if workers > 1:
+            return "multi_worker"
+    if num_gpus > 1:
+        return "mirrored"
+    return "default"
+
+
+def select_strategy(tf_config: str | None = None, devices: Iterable[str] | None = None):
+    """Build the strategy ``strategy_kind`` picks.
+
+    Args:
+      tf_config: TF_CONFIG JSON; None reads the environment variable (at call time, not import).
+      devices: explicit device names (e.g. two logical CPUs in tests) -> MirroredStrategy on them.
+    Returns:
+      a ``tf.distribute.Strategy``.
+    """
+    import tensorflow as tf
+
+    if devices is not None:
+        return tf.distribute.MirroredStrategy(list(devices))
+    if tf_config is None:
+        tf_config = os.environ.get("TF_CONFIG")
+    kind = strategy_kind(len(tf.config.list_physical_devices("GPU")), tf_config)
+    if kind == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if kind == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def build_gan(config: TrainConfig, num_replicas: int = 1):
+    """G, D, DCGAN and both Adam optimizers (slots built), in the current strategy scope.
+
+    Initial weights follow ``keras.utils.set_random_seed(config.seed)`` (sets the global Python,
+    numpy and TF seeds). BatchNorm is synchronised across replicas when ``num_replicas`` > 1.
+    """
+    import keras
+    from trainer.model import DCGAN, build_discriminator, build_generator
+
+    keras.utils.set_random_seed(config.seed)
+    sync = num_replicas > 1
+    generator = build_generator(config.latent_dim, batchnorm=config.generator_batchnorm,
+                                sync_batchnorm=sync, precision=config.precision)
+    discriminator = build_discriminator(extra_block=config.extra_discriminator_block,
+                                        dropout=config.discriminator_dropout,
+                                        sync_batchnorm=sync, precision=config.precision)
+    gan = DCGAN(generator, discriminator, latent_dim=config.latent_dim,
+                label_smoothing=config.label_smoothing, seed=config.seed)
+    gan.compile(
+        d_optimizer=keras.optimizers.Adam(config.d_learning_rate, beta_1=config.beta_1),
+        g_optimizer=keras.optimizers.Adam(config.g_learning_rate, beta_1=config.beta_1))
+    gan.build_optimizers()
+    return gan
+
+
+def make_step_fn(gan, strategy):
+    """A tf.function running ``gan.train_step`` on every replica.
+
+    Returns:
+      fn(distributed_batch) -> float32 scalar: mean over replicas of the ``finite`` flag
+      (1.0 = healthy). Losses accumulate in ``gan.metrics``. XLA (jit_compile) was measured slower
+      than the default on CPU here (benchmarks/train_step.py), so it is not used.
+    """
+    import tensorflow as tf
+
+    @tf.function
+    def step(batch):
+        out = strategy.run(gan.train_step, args=(batch,))
+        return strategy.reduce(tf.distribute.ReduceOp.MEAN, out["finite"], axis=None)
+
+    return step
+
+
+def _write_json(path: str, data: dict) -> None:
+    """Write JSON atomically (temp file then rename) with tf.io.gfile (local or gs://)."""
+    import tensorflow as tf
+
+    tmp = f"{path}.tmp"
+    with tf.io.gfile.GFile(tmp, "w") as f:
+        f.write(json.dumps(data, indent=2, sort_keys=True, default=str))
+    tf.io.gfile.rename(tmp, path, overwrite=True)
+
+
+def _read_json(path: str) -> dict | None:
+    import tensorflow as tf
+
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        return json.loads(f.read())
+
+
+def find_resume_checkpoint(candidates: Iterable[str], fingerprint: str) -> str | None:
+    """Latest checkpoint among earlier run directories whose summary has the same fingerprint.
+
+    Args:
+      candidates: model_run_dir paths of earlier attempts (missing ones are skipped).
+      fingerprint: identifies config + input data; runs with another fingerprint are ignored.
+    Returns:
+      a checkpoint prefix (for ``tf.train.Checkpoint.restore``) or None.
+    """
+    import tensorflow as tf
+
+    best = None
+    for run_dir in candidates:
+        summary = _read_json(os.path.join(run_dir, SUMMARY_FILE))
+        if not summary or summary.get("fingerprint") != fingerprint:
+            continue
+        prefix = tf.train.latest_checkpoint(os.path.join(run_dir, CHECKPOINT_SUBDIR))
+        if prefix is None:
+            continue
+        epoch = summary.get("epochs_completed", 0)
+        if best is None or epoch > best[0]:
+            best = (epoch, prefix)
+    return best[1] if best else None
+
+
+def _epoch_dataset(train_ds, epoch: int, steps_per_epoch: int | None):
+    """The epoch's dataset: ``train_ds(epoch)`` if callable, else ``train_ds``; with
+    ``steps_per_epoch`` it repeats and takes exactly that many batches."""
+    ds = train_ds(epoch) if callable(train_ds) else train_ds
+    if steps_per_epoch:
+        ds = ds.repeat().take(steps_per_epoch)
+    return ds
+
+
+def _check_element_spec(ds, batch_size: int) -> None:
+    """Raise ValueError unless elements are float32 [batch_size, 64, 64, 3] (or (images, noise))."""
+    spec = ds.element_spec
+    image_spec = spec[0] if isinstance(spec, tuple) else spec
+    shape = tuple(image_spec.shape)
+    if image_spec.dtype.name != "float32" or shape[1:] != features.IMAGE_SHAPE or (
+            shape[0] not in (None, batch_size)):
+        raise ValueError(f"train_ds must yield float32 [{batch_size}, 64, 64, 3] batches in [-1, 1];"
+                         f" got {image_spec.dtype.name} {shape}")
+
+
+def train(config: TrainConfig, train_ds, model_run_dir: str, serving_model_dir: str | None,
+          *, strategy=None, fingerprint: str = "", resume_dirs: Iterable[str] = (),
+          kid_real_images: np.ndarray | None = None, kid_feature_fn: FeatureFn | None = None,
+          on_epoch_end: Callable[[int, dict], None] | None = None) -> dict:
+    """Train the DCGAN, checkpointing every epoch, and export the generator.
+
+    Args:
+      config: the recipe (pipeline.config.TrainConfig); validated here.
+      train_ds: ``tf.data.Dataset`` of float32 [B, 64, 64, 3] batches in [-1, 1] (B = the global
+        ``config.batch_size``, full batches only), or a callable ``epoch -> Dataset`` (so each
+        epoch's shuffle is reproducible after a resume). Elements may be ``(images, noise)`` with
+        noise float32 [B, latent_dim] to inject the latent batch.
+      model_run_dir: output folder (see module docstring); resumes from its own checkpoints.
+      serving_model_dir: where the generator SavedModel goes (trainer/export.py); None: no export.
+      strategy: a tf.distribute strategy; None -> ``select_strategy()``.
+      fingerprint: string identifying config + data; written to the summary and required to match
+        when resuming from ``resume_dirs`` (earlier attempts' run dirs, e.g. a crashed Trainer run).
+      kid_real_images: uint8 [M, 64, 64, 3] real sample for the in-training KID (every
+        ``config.kid_every_epochs``); required when that is > 0.
+      kid_feature_fn: uint8 images -> float [N, d] features; default ``monitors.pixel_features``.
+      on_epoch_end: called with (epoch index, epoch record) after each checkpoint (tests, hooks).
+    Returns:
+      the summary dict also written to ``training_summary.json``.
+    Raises:
+      TrainingDiverged: NaN/Inf in a loss or a generated image; the summary says where, the last
+        healthy checkpoint stays, nothing is exported.
+      ValueError: bad config, a batch size the replicas cannot split evenly, an empty dataset, a
+        dataset of the wrong shape, or KID without real images.
+    """
+    import tensorflow as tf
+
+    from trainer.export import export_generator, image_grid, save_grid_png
+
+    config.validate()
+    strategy = strategy or select_strategy()
+    replicas = strategy.num_replicas_in_sync
+    if config.batch_size % replicas:
+        raise ValueError(f"batch_size {config.batch_size} is not divisible by the "
+                         f"{replicas} replicas")
+    if config.kid_every_epochs > 0 and (kid_real_images is None or len(kid_real_images) < 2):
+        raise ValueError("kid_every_epochs > 0 needs kid_real_images (uint8 [M, 64, 64, 3], M >= 2)")
+    feature_fn = kid_feature_fn or pixel_features
+    tf.io.gfile.makedirs(model_run_dir)
+    ckpt_dir = os.path.join(model_run_dir, CHECKPOINT_SUBDIR)
+    summary_path = os.path.join(model_run_dir, SUMMARY_FILE)
+
+    with strategy.scope():
+        gan = build_gan(config, replicas)
+        fixed_noise = tf.Variable(tf.random.stateless_normal(
+            [config.sample_grid_size, config.latent_dim],
+            seed=[config.seed, FIXED_NOISE_SEED_OFFSET]), trainable=False, name="fixed_noise")
+        epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epochs_completed")
+        best_kid = tf.Variable(np.inf, dtype=tf.float64, trainable=False, name="best_kid")
+        best_epoch = tf.Variable(-1, dtype=tf.int64, trainable=False, name="best_epoch")
+    ckpt = tf.train.Checkpoint(generator=gan.generator, discriminator=gan.discriminator,
+                               g_optimizer=gan.g_optimizer, d_optimizer=gan.d_optimizer,
+                               fixed_noise=fixed_noise, epochs_completed=epoch_var,
+                               best_kid=best_kid, best_epoch=best_epoch)
+    manager = tf.train.CheckpointManager(ckpt, ckpt_dir, max_to_keep=3)
+    best_dir = os.path.join(model_run_dir, "best_generator")
+
+    previous = _read_json(summary_path) or {}
+    restored_from = manager.latest_checkpoint or find_resume_checkpoint(resume_dirs, fingerprint)
+    if restored_from:
+        ckpt.restore(restored_from).assert_existing_objects_matched()
+        log.info("resumed from %s at epoch %d", restored_from, int(epoch_var.numpy()))
+        if not previous.get("history"):
+            previous = _read_json(os.path.join(os.path.dirname(os.path.dirname(restored_from)),
+                                               SUMMARY_FILE)) or {}
+        if config.export_best and int(best_epoch.numpy()) >= 0:
+            # Carry the best generator of an earlier attempt along.
+            src = os.path.join(os.path.dirname(os.path.dirname(restored_from)), "best_generator")
+            if src != best_dir and tf.io.gfile.exists(src):
+                _copy_tree(src, best_dir)
+    monitor = TrainingMonitor()
+    monitor.restore(previous.get("monitor", {}))
+    history = [h for h in previous.get("history", []) if h["epoch"] < int(epoch_var.numpy())]
+
+    summary = {
+        "status": "running", "fingerprint": fingerprint, "config": dataclasses.asdict(config),
+        "strategy": type(strategy).__name__, "replicas": replicas,
+        "restored_from": restored_from, "epochs_requested": config.epochs,
+        "epochs_completed": int(epoch_var.numpy()), "history": history,
+    }
+    _write_json(summary_path, summary)
+    writer = tf.summary.create_file_writer(os.path.join(model_run_dir, "logs"))
+    step_fn = make_step_fn(gan, strategy)
+    kid_noise = tf.random.stateless_normal([config.kid_num_samples, config.latent_dim],
+                                           seed=[config.seed, KID_NOISE_SEED_OFFSET])
+    epoch_times: list[float] = []
+    ncols = int(np.ceil(np.sqrt(config.sample_grid_size)))
+
+    def fail(reason: str, epoch: int, step: int):
+        summary.update(status="diverged", error=reason, failed_epoch=epoch + 1, failed_step=step,
+                       monitor=monitor.state(), last_healthy_checkpoint=manager.latest_checkpoint)
+        _write_json(summary_path, summary)
+        raise TrainingDiverged(f"{reason} at epoch {epoch + 1}, step {step}; training stopped, "
+                               f"last healthy checkpoint: {manager.latest_checkpoint}; "
+                               "nothing exported")
+
+    for epoch in range(int(epoch_var.numpy()), config.epochs):
+        ds = _epoch_dataset(train_ds, epoch, config.steps_per_epoch)
+        _check_element_spec(ds, config.batch_size)
+        dist_ds = strategy.experimental_distribute_dataset(ds)
+        for m in gan.metrics:
+            m.reset_state()
+        t0, steps = time.perf_counter(), 0
+        for batch in dist_ds:
+            finite = float(step_fn(batch))
+            steps += 1
+            if finite < 1.0:
+                fail("NaN/Inf in a loss or in generated images", epoch,
+                     int(gan.g_optimizer.iterations.numpy()))
+        if steps == 0:
+            raise ValueError(f"epoch {epoch + 1} had no full batch of {config.batch_size} images: "
+                             "the training split is smaller than one batch")
+        seconds = time.perf_counter() - t0
+        epoch_times.append(seconds)
+        step = int(gan.g_optimizer.iterations.numpy())
+        metrics = {m.name: float(m.result()) for m in gan.metrics}
+        samples = gan.generator(fixed_noise, training=False).numpy().astype(np.float32)
+        if not all(np.isfinite(v) for v in metrics.values()) or not np.all(np.isfinite(samples)):
+            fail("NaN/Inf in the epoch's losses or fixed-noise samples", epoch, step)
+
+        record = {"epoch": epoch, **metrics, "steps": steps, "seconds": round(seconds, 3),
+                  "images_per_second": steps * config.batch_size / seconds}
+        grid_u8 = features.to_uint8(samples)
+        save_grid_png(grid_u8, os.path.join(model_run_dir, "samples",
+                                            f"epoch_{epoch + 1:03d}.png"), ncols)
+        if config.kid_every_epochs and (epoch + 1) % config.kid_every_epochs == 0:
+            fakes = features.to_uint8(gan.generator(kid_noise, training=False).numpy())
+            kid = kernel_inception_distance(feature_fn(kid_real_images), feature_fn(fakes))
+            record["kid"] = kid
+            if config.export_best and kid < float(best_kid.numpy()):
+                best_kid.assign(kid)
+                best_epoch.assign(epoch)
+                tf.train.Checkpoint(generator=gan.generator).write(
+                    os.path.join(best_dir, "generator"))
+        warnings = monitor.update(epoch, metrics, samples)
+        for w in warnings:
+            log.warning("epoch %d: %s: %s", epoch + 1, w["kind"], w["message"])
+
+        with writer.as_default(step=step):
+            scalars = {"d_loss": metrics["d_loss"], "g_loss": metrics["g_loss"],
+                       "mean_D(x)": metrics["d_real"], "mean_D(G(z))": metrics["d_fake"],
+                       "learning_rate/discriminator": _as_float(gan.d_optimizer.learning_rate),
+                       "learning_rate/generator": _as_float(gan.g_optimizer.learning_rate),
+                       "images_per_second": record["images_per_second"]}
+            if "kid" in record:
+                scalars["kid_pixel"] = record["kid"]
+            for name, value in scalars.items():
+                tb_scalar(name, value, step)
+            tb_image("fixed_noise_grid", image_grid(grid_u8, ncols), step)
+        writer.flush()
+
+        epoch_var.assign(epoch + 1)
+        manager.save(checkpoint_number=epoch + 1)
+        history.append(record)
+        summary.update(epochs_completed=epoch + 1, history=history, monitor=monitor.state(),
+                       best_kid=_finite_or_none(float(best_kid.numpy())),
+                       best_epoch=int(best_epoch.numpy()) + 1 or None)
+        _write_json(summary_path, summary)
+        left = (config.epochs - epoch - 1) * float(np.mean(epoch_times))
+        log.info("epoch %d/%d step %d: d_loss %.4f g_loss %.4f D(x) %.3f D(G(z)) %.3f%s | "
+                 "%.1f s, %.1f img/s, about %s left", epoch + 1, config.epochs, step,
+                 metrics["d_loss"], metrics["g_loss"], metrics["d_real"], metrics["d_fake"],
+                 f" kid {record['kid']:.4f}" if "kid" in record else "", seconds,
+                 record["images_per_second"], _hms(left))
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, record)
+
+    if config.export_best and int(best_epoch.numpy()) >= 0:
+        tf.train.Checkpoint(generator=gan.generator).read(
+            os.path.join(best_dir, "generator")).assert_existing_objects_matched()
+        summary["exported_epoch"] = int(best_epoch.numpy()) + 1
+    else:
+        summary["exported_epoch"] = int(epoch_var.numpy())
+    gan.discriminator.save(os.path.join(model_run_dir, "discriminator.keras"))
+    if serving_model_dir:
+        export_generator(gan.generator, serving_model_dir, config.latent_dim)
+    summary.update(status="complete", exported_to=serving_model_dir, monitor=monitor.state(),
+                   warnings=monitor.warnings, steps=int(gan.g_optimizer.iterations.numpy()),
+                   final=history[-1] if history else None,
+                   sample_grid=os.path.join(model_run_dir, "samples",
+                                            f"epoch_{int(epoch_var.numpy()):03d}.png"))
+    _write_json(summary_path, summary)
+    return summary
+
+
+def tb_scalar(name: str, value: float, step: int) -> None:
+    """Write a TensorBoard scalar with TF's own ``tf.summary.write`` (the ``tensorboard`` package,
+    which ``tf.summary.scalar`` needs, is not required to *write* logs). Same record as
+    ``tf.summary.scalar``: a float32 scalar under the "scalars" plugin."""
+    import tensorflow as tf
+    from tensorflow.core.framework import summary_pb2
+
+    meta = summary_pb2.SummaryMetadata(
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"),
+        data_class=summary_pb2.DATA_CLASS_SCALAR)
+    tf.summary.write(name, tf.constant(value, tf.float32), step=step, metadata=meta)
+
+
+def tb_image(name: str, image_u8: np.ndarray, step: int) -> None:
+    """Write one uint8 [H, W, 3] image as TensorBoard's "images" plugin does: a string tensor
+    [width, height, PNG bytes] (the layout of tensorboard.summary.v2.image)."""
+    import io
+
+    import tensorflow as tf
+    from PIL import Image
+    from tensorflow.core.framework import summary_pb2
+
+    buf = io.BytesIO()
+    Image.fromarray(image_u8, mode="RGB").save(buf, format="PNG")
+    h, w = image_u8.shape[:2]
+    meta = summary_pb2.SummaryMetadata(
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="images"),
+        data_class=summary_pb2.DATA_CLASS_BLOB_SEQUENCE)
+    tf.summary.write(name, tf.constant([str(w).encode(), str(h).encode(), buf.getvalue()]),
+                     step=step, metadata=meta)
+
+
+def _as_float(value) -> float:
+    return float(np.asarray(value))
+
+
+def _finite_or_none(x: float) -> float | None:
+    return x if np.isfinite(x) else None
+
+
+def _hms(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m{seconds % 60:02d}s"
+
+
+def _copy_tree(src: str, dst: str) -> None:
+    """Copy a folder with tf.io.gfile (local or gs://), overwriting files."""
+    import tensorflow as tf
+
+    for root, _, files in tf.io.gfile.walk(src):
+        rel = os.path.relpath(root, src)
+        target = os.path.normpath(os.path.join(dst, rel))
+        tf.io.gfile.makedirs(target)
+        for name in files:
+            tf.io.gfile.copy(os.path.join(root, name), os.path.join(target, name), overwrite=True)
