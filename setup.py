@@ -25,6 +25,7 @@ setup(
         # installs kfp for Python < 3.12 (platform.md), so we ask for the spec directly.
         "kfp-pipeline-spec>=0.6,<2.17",
         "pillow>=10",
+        "tensorboard>=2.20",
         "numpy",
         "scipy",
     ],
