@@ -66,7 +66,7 @@ def render_html(facts: dict[str, Any], node_times: dict[str, tuple[str, float]])
     Returns:
       A complete HTML document with every image inlined as a data: URI (no external files).
     """
-    from pipeline.summary import format_summary
+    from pipeline.summary import format_summary, warning_text
 
     out = ["<!doctype html><html><head><meta charset='utf-8'>",
            f"<title>dcgan-tfx run {html.escape(facts['run_id'])}</title>",
@@ -109,7 +109,7 @@ def render_html(facts: dict[str, Any], node_times: dict[str, tuple[str, float]])
         out.append(_svg_curves(history, ("d_real", "d_fake"), "mean D(x), D(G(z))"))
     if tr.get("warnings"):
         out.append("<h3>Monitor warnings</h3><ul>" + "".join(
-            f"<li>{html.escape(str(w))}</li>" for w in tr["warnings"]) + "</ul>")
+            f"<li>{html.escape(warning_text(w))}</li>" for w in tr["warnings"]) + "</ul>")
     grids = facts.get("sample_grids", [])
     if grids:
         step = max(1, -(-len(grids) // MAX_GRIDS))

@@ -79,7 +79,7 @@ def format_summary(facts: dict[str, Any]) -> str:
             tr.get("epochs_completed", tr.get("epochs")), tr.get("steps"),
             _short(tr.get("final", {}).get("d_loss")), _short(tr.get("final", {}).get("g_loss"))))
         for warning in tr.get("warnings", []):
-            lines.append(f"  monitor warning: {warning}")
+            lines.append(f"  monitor warning: {warning_text(warning)}")
     ev = facts.get("evaluation", {})
     for name, m in (ev.get("metrics") or {}).items():
         lines.append("  " + _fmt_metric(name, m))
@@ -97,6 +97,14 @@ def format_summary(facts: dict[str, Any]) -> str:
     if facts.get("evaluation_dir"):
         lines.append(f"real vs generated: {os.path.join(facts['evaluation_dir'], 'samples.png')}")
     return "\n".join(lines)
+
+
+def warning_text(warning: Any) -> str:
+    """A training-monitor warning as one line (they are dicts with ``epoch``, ``kind``, ``message``)."""
+    if isinstance(warning, dict):
+        epoch = f"epoch {warning['epoch'] + 1}: " if isinstance(warning.get("epoch"), int) else ""
+        return f"{epoch}{warning.get('kind', 'warning')}: {warning.get('message', '')}"
+    return str(warning)
 
 
 def _short(x: Any) -> str:
