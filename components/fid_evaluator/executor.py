@@ -1,0 +1,116 @@
+"""FidEvaluator executor: unpack artifacts, call ``evaluate.evaluate_generator``, write outputs.
+
+All logic lives in plain functions (evaluate.py, gate.py); this module only turns TFX artifacts
+into paths and values, and the results back into files and custom properties.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Any
+
+from absl import logging
+from tfx import types
+from tfx.dsl.components.base import base_executor
+from tfx.types import artifact_utils
+from tfx.utils import io_utils, path_utils
+
+from components.fid_evaluator import constants as C
+from components.fid_evaluator import evaluate, gate
+
+
+def default_cache_dir(output_uri: str) -> str:
+    """``<pipeline_root>/fid_stats_cache`` from an output artifact URI.
+
+    TFX lays artifacts out as ``<pipeline_root>/<component id>/<output key>/<execution id>``, so
+    the pipeline root is three levels up; the cache then survives across runs of the pipeline.
+    """
+    root = output_uri.rstrip("/")
+    for _ in range(3):
+        root = os.path.dirname(root)
+    return os.path.join(root, C.DEFAULT_CACHE_SUBDIR)
+
+
+def _model_dir(model: types.Artifact) -> str:
+    return path_utils.serving_model_path(model.uri, path_utils.is_old_model_artifact(model))
+
+
+class Executor(base_executor.BaseExecutor):
+    """Runs :func:`evaluate.evaluate_generator` and writes the evaluation and blessing."""
+
+    def Do(self, input_dict: dict[str, list[types.Artifact]],
+           output_dict: dict[str, list[types.Artifact]], exec_properties: dict[str, Any]) -> None:
+        self._log_startup(input_dict, output_dict, exec_properties)
+        model = artifact_utils.get_single_instance(input_dict[C.MODEL_KEY])
+        examples = artifact_utils.get_single_instance(input_dict[C.EXAMPLES_KEY])
+        baselines = input_dict.get(C.BASELINE_MODEL_KEY) or []
+        baseline = baselines[0] if baselines else None
+        evaluation = artifact_utils.get_single_instance(output_dict[C.EVALUATION_KEY])
+        blessing = artifact_utils.get_single_instance(output_dict[C.BLESSING_KEY])
+
+        metric_names = json.loads(exec_properties[C.METRICS_PARAM])
+        gate_metric = exec_properties[C.GATE_METRIC_PARAM]
+        threshold = float(exec_properties[C.THRESHOLD_PARAM])
+        min_improvement = float(exec_properties.get(C.MIN_IMPROVEMENT_PARAM) or 0.0)
+        splits = json.loads(exec_properties.get(C.SPLITS_PARAM) or "[]") or None
+        cache_dir = exec_properties.get(C.CACHE_DIR_PARAM) or default_cache_dir(evaluation.uri)
+        threshold_proto = gate.metric_threshold(threshold, min_improvement)
+
+        result = evaluate.evaluate_generator(
+            _model_dir(model), examples.uri, splits=splits, metric_names=metric_names,
+            num_generated=int(exec_properties[C.NUM_GENERATED_PARAM]),
+            max_real=int(exec_properties.get(C.MAX_REAL_PARAM) or 0),
+            seed=int(exec_properties.get(C.SEED_PARAM) or 0),
+            extractor_name=exec_properties.get(C.EXTRACTOR_PARAM) or "inception",
+            weights_uri=exec_properties.get(C.WEIGHTS_URI_PARAM) or "",
+            cache_dir=cache_dir,
+            baseline_model_dir=_model_dir(baseline) if baseline is not None else None,
+            allow_small_sample=bool(exec_properties.get(C.ALLOW_SMALL_SAMPLE_PARAM, 1)),
+            samples_png=os.path.join(evaluation.uri, C.SAMPLES_FILE))
+
+        value = result.metrics.get(gate_metric, math.nan)
+        if baseline is None:
+            baseline_value, baseline_error = None, None
+        else:
+            baseline_value = (result.baseline_metrics or {}).get(gate_metric, math.nan)
+            baseline_error = result.baseline_error
+        decision = gate.decide(gate_metric, value, baseline_value, threshold_proto,
+                               result.error, baseline_error)
+
+        record = result.to_json_dict()
+        record.update({
+            "gate": {"metric": gate_metric, "threshold": threshold, "min_improvement": min_improvement,
+                     "blessed": decision.blessed, "reason": decision.reason,
+                     "rubber_stamp": decision.rubber_stamp},
+            "model_uri": model.uri, "examples_uri": examples.uri,
+            "baseline_model_uri": baseline.uri if baseline is not None else None,
+            "splits": splits or "all", "cache_dir": cache_dir,
+        })
+        io_utils.write_string_file(os.path.join(evaluation.uri, C.METRICS_FILE),
+                                   json.dumps(record, indent=2, sort_keys=True))
+        gate.write_validation_result(gate.validation_result(decision, threshold_proto), evaluation.uri)
+        _set_blessing(blessing, decision.blessed, decision.reason, model, baseline, evaluation.uri,
+                      gate_metric, value, threshold)
+        logging.info("FidEvaluator: %s (metrics %s, N_real=%d, N_gen=%d)", decision.reason,
+                     result.metrics, result.n_real, result.n_gen)
+
+
+def _set_blessing(blessing: types.Artifact, blessed: bool, reason: str, model: types.Artifact,
+                  baseline: types.Artifact | None, evaluation_uri: str, gate_metric: str,
+                  value: float, threshold: float) -> None:
+    """Marker file + custom properties, named exactly as the stock Evaluator names them."""
+    marker = C.BLESSED_FILE if blessed else C.NOT_BLESSED_FILE
+    io_utils.write_string_file(os.path.join(blessing.uri, marker), "")
+    blessing.set_int_custom_property(C.BLESSED_PROPERTY, 1 if blessed else 0)
+    blessing.set_string_custom_property(C.CURRENT_MODEL_PROPERTY, model.uri)
+    blessing.set_int_custom_property(C.CURRENT_MODEL_ID_PROPERTY, model.id)
+    if baseline is not None:
+        blessing.set_string_custom_property(C.BASELINE_MODEL_PROPERTY, baseline.uri)
+        blessing.set_int_custom_property(C.BASELINE_MODEL_ID_PROPERTY, baseline.id)
+    blessing.set_string_custom_property(C.BLESSING_MESSAGE_PROPERTY, reason)
+    blessing.set_string_custom_property(C.EVALUATION_URI_PROPERTY, evaluation_uri)
+    blessing.set_string_custom_property(C.GATE_METRIC_PROPERTY, gate_metric)
+    blessing.set_float_custom_property(C.THRESHOLD_PROPERTY, threshold)
+    if math.isfinite(value):
+        blessing.set_float_custom_property(C.GATE_VALUE_PROPERTY, value)

@@ -1,0 +1,1 @@
+"""The stock TFX Pusher with an atomic, metrics-carrying push (see executor.py)."""

@@ -1,0 +1,78 @@
+"""Pusher executor: the stock blessing check, then an atomic push that carries metrics.json.
+
+Subclasses the stock ``tfx.components.pusher.executor.Executor`` and reuses its CheckBlessing,
+GetModelPath and _MarkPushed/_MarkNotPushed; only the copy step differs (publish.py).
+
+Where metrics.json comes from: the optional ``evaluation`` input (ModelEvaluation) when the
+pipeline wires it (component.AtomicPusher); otherwise the ``evaluation_uri`` custom property that
+FidEvaluator sets on its ModelBlessing (so this executor also works as a ``custom_executor_spec``
+of the stock Pusher). A blessing from another evaluator with neither is pushed without
+metrics.json, with a warning.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from absl import logging
+from tfx import types
+from tfx.components.pusher import executor as stock_executor
+from tfx.proto import pusher_pb2
+from tfx.types import artifact_utils, standard_component_specs
+from tfx.utils import io_utils, proto_utils
+
+from components.fid_evaluator import constants as fid_constants
+from components.pusher import publish
+
+
+EVALUATION_KEY = "evaluation"
+
+
+def find_metrics_file(input_dict: dict[str, list[types.Artifact]]) -> str | None:
+    """Path of the evaluation's metrics.json (evaluation input first, then the blessing's
+    ``evaluation_uri`` property), or None if unavailable."""
+    evaluations = input_dict.get(EVALUATION_KEY) or []
+    if evaluations:
+        path = os.path.join(evaluations[0].uri, fid_constants.METRICS_FILE)
+        if os.path.isfile(path):
+            return path
+    blessings = input_dict.get(standard_component_specs.MODEL_BLESSING_KEY) or []
+    if not blessings:
+        return None
+    blessing = blessings[0]
+    if not blessing.has_custom_property(fid_constants.EVALUATION_URI_PROPERTY):
+        return None
+    path = os.path.join(blessing.get_string_custom_property(fid_constants.EVALUATION_URI_PROPERTY),
+                        fid_constants.METRICS_FILE)
+    return path if os.path.isfile(path) else None
+
+
+class Executor(stock_executor.Executor):
+    """Stock Pusher semantics with an atomic local publish and metrics.json beside the model."""
+
+    def Do(self, input_dict: dict[str, list[types.Artifact]],
+           output_dict: dict[str, list[types.Artifact]], exec_properties: dict[str, Any]) -> None:
+        self._log_startup(input_dict, output_dict, exec_properties)
+        model_push = artifact_utils.get_single_instance(
+            output_dict[standard_component_specs.PUSHED_MODEL_KEY])
+        if not self.CheckBlessing(input_dict):
+            self._MarkNotPushed(model_push)
+            return
+        model_path = self.GetModelPath(input_dict)
+        destination = pusher_pb2.PushDestination()
+        proto_utils.json_to_proto(exec_properties[standard_component_specs.PUSH_DESTINATION_KEY],
+                                  destination)
+        if destination.WhichOneof("destination") != "filesystem":
+            raise publish.PublishError(
+                f"push destination kind {destination.WhichOneof('destination')!r} is not supported")
+        extra = {}
+        metrics_path = find_metrics_file(input_dict)
+        if metrics_path:
+            extra[fid_constants.METRICS_FILE] = metrics_path
+        else:
+            logging.warning("no evaluation input and no %s on the blessing; pushing without "
+                            "metrics.json", fid_constants.EVALUATION_URI_PROPERTY)
+        serving_path, version = publish.publish(model_path, destination.filesystem.base_directory, extra)
+        io_utils.copy_dir(model_path, model_push.uri)  # archive copy, as the stock Pusher does
+        self._MarkPushed(model_push, pushed_destination=serving_path, pushed_version=version)
+        logging.info("Model pushed atomically to %s.", serving_path)

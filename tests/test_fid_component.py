@@ -1,0 +1,241 @@
+"""FidEvaluator + atomic Pusher through real LocalDagRunner pipelines (real MLMD sqlite, real files).
+
+Tiny data: ~40 real photos from data/sample written as transformed examples (gzip TFRecords,
+``image`` float32 [64, 64, 3] in [-1, 1]); tiny exported generators with the project's serving
+signature. The evaluator uses the built-in "downsample-8x8" extractor (tests/smoke only) so each
+pipeline run takes seconds; the Inception path is covered by test_inception.py.
+"""
+import glob
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from trainer import features
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SAMPLE = os.path.join(REPO, "data", "sample")
+EXTRACTOR = "downsample-8x8"
+NUM_GENERATED = 64
+
+
+def _sample_images(count: int) -> np.ndarray:
+    paths = sorted(glob.glob(os.path.join(SAMPLE, "*", "*")))
+    paths = [p for p in paths if p.lower().endswith((".jpg", ".jpeg", ".png"))][:count]
+    assert len(paths) == count, f"need {count} photos in {SAMPLE}"
+    out = []
+    for path in paths:
+        with Image.open(path) as image:
+            out.append(np.asarray(image.convert("RGB").resize((64, 64), Image.LANCZOS)))
+    return np.stack(out)
+
+
+def write_transformed_examples(uri: str, images: np.ndarray) -> None:
+    """Split-train / Split-eval gzip TFRecords of transformed tf.Examples (image in [-1, 1])."""
+    import tensorflow as tf
+
+    halves = {"train": images[: len(images) * 3 // 4], "eval": images[len(images) * 3 // 4:]}
+    for split, part in halves.items():
+        folder = os.path.join(uri, f"Split-{split}")
+        os.makedirs(folder, exist_ok=True)
+        options = tf.io.TFRecordOptions(compression_type="GZIP")
+        with tf.io.TFRecordWriter(os.path.join(folder, "transformed_examples-00000-of-00001.gz"),
+                                  options) as writer:
+            for image in part:
+                ex = tf.train.Example(features=tf.train.Features(feature={
+                    features.IMAGE_KEY: tf.train.Feature(float_list=tf.train.FloatList(
+                        value=features.from_uint8(image).ravel())),
+                    features.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[0])),
+                }))
+                writer.write(ex.SerializeToString())
+
+
+def export_generator(uri: str, kind: str) -> str:
+    """A tiny Keras generator exported like the Trainer's, under ``<uri>/Format-Serving``.
+
+    kind: "good" (tanh of a seeded dense layer), "worse" (same, squashed towards black),
+    "nan" (NaN output: a broken generator).
+    """
+    import keras
+    import tensorflow as tf
+
+    inputs = keras.Input((features.LATENT_DIM,), name=features.NOISE_INPUT)
+    dense = keras.layers.Dense(int(np.prod(features.IMAGE_SHAPE)), activation="tanh",
+                               kernel_initializer=keras.initializers.RandomNormal(stddev=0.3, seed=7),
+                               bias_initializer=keras.initializers.RandomNormal(stddev=0.3, seed=8))
+    x = keras.layers.Reshape(features.IMAGE_SHAPE)(dense(inputs))
+    model = keras.Model(inputs, x)
+    scale, shift = {"good": (1.0, 0.0), "worse": (0.1, -0.85), "nan": (math.nan, 0.0)}[kind]
+
+    class Generator(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        @tf.function(input_signature=[tf.TensorSpec([None, features.LATENT_DIM], tf.float32,
+                                                    name=features.NOISE_INPUT)])
+        def serve(self, noise):
+            return {features.IMAGES_OUTPUT: self.model(noise) * scale + shift}
+
+    module = Generator()
+    path = os.path.join(uri, "Format-Serving")
+    tf.saved_model.save(module, path, signatures={features.SERVING_SIGNATURE: module.serve})
+    return uri
+
+
+def build_pipeline(root: str, model_uri: str, examples_uri: str, serving_dir: str,
+                   threshold: float, name: str = "fidtest"):
+    import tfx
+    from tfx import v1 as tfx_v1
+    from tfx.types import standard_artifacts
+
+    from components.fid_evaluator.component import FidEvaluator
+    from components.pusher.component import AtomicPusher
+
+    version = {"tfx_version": tfx.__version__}
+    examples = tfx_v1.dsl.Importer(
+        source_uri=examples_uri, artifact_type=standard_artifacts.Examples,
+        properties={"split_names": json.dumps(["train", "eval"])},
+        custom_properties=version).with_id("examples_importer")
+    model = tfx_v1.dsl.Importer(source_uri=model_uri, artifact_type=standard_artifacts.Model,
+                                custom_properties=version).with_id("model_importer")
+    baseline = tfx_v1.dsl.Resolver(
+        strategy_class=tfx_v1.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx_v1.dsl.Channel(type=standard_artifacts.Model),
+        model_blessing=tfx_v1.dsl.Channel(type=standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model")
+    evaluator = FidEvaluator(
+        model=model.outputs["result"], examples=examples.outputs["result"],
+        baseline_model=baseline.outputs["model"], threshold=threshold, metrics=["fid", "kid"],
+        num_generated=NUM_GENERATED, extractor=EXTRACTOR, seed=3)
+    pusher = AtomicPusher(
+        model=model.outputs["result"], model_blessing=evaluator.outputs["blessing"],
+        evaluation=evaluator.outputs["evaluation"],
+        push_destination=tfx_v1.proto.PushDestination(
+            filesystem=tfx_v1.proto.PushDestination.Filesystem(base_directory=serving_dir)))
+    return tfx_v1.dsl.Pipeline(
+        pipeline_name=name, pipeline_root=os.path.join(root, "pipeline"),
+        metadata_connection_config=tfx_v1.orchestration.metadata.sqlite_metadata_connection_config(
+            os.path.join(root, "metadata.sqlite")),
+        components=[examples, model, baseline, evaluator, pusher])
+
+
+def run(pipeline):
+    from tfx import v1 as tfx_v1
+    tfx_v1.orchestration.LocalDagRunner().run(pipeline)
+
+
+def latest_blessing(root: str) -> tuple[dict, dict]:
+    """(metrics.json of the newest evaluation, blessing marker names) from the pipeline root."""
+    evals = sorted(glob.glob(os.path.join(root, "pipeline", "FidEvaluator", "evaluation", "*")),
+                   key=lambda p: int(os.path.basename(p)))
+    blessings = sorted(glob.glob(os.path.join(root, "pipeline", "FidEvaluator", "blessing", "*")),
+                       key=lambda p: int(os.path.basename(p)))
+    with open(os.path.join(evals[-1], "metrics.json")) as handle:
+        metrics = json.load(handle)
+    return metrics, {"markers": sorted(os.listdir(blessings[-1])), "evaluation_dir": evals[-1]}
+
+
+def pushed_versions(serving_dir: str) -> list[str]:
+    if not os.path.isdir(serving_dir):
+        return []
+    return sorted(os.listdir(serving_dir))
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """Examples + three generators, and the good/worse FID computed by the pure function."""
+    from components.fid_evaluator import evaluate
+
+    base = tmp_path_factory.mktemp("fid_data")
+    examples = str(base / "examples")
+    write_transformed_examples(examples, _sample_images(40))
+    models = {kind: export_generator(str(base / f"model_{kind}"), kind) for kind in ("good", "worse", "nan")}
+    fid = {}
+    for kind in ("good", "worse"):
+        result = evaluate.evaluate_generator(
+            os.path.join(models[kind], "Format-Serving"), examples, metric_names=["fid", "kid"],
+            num_generated=NUM_GENERATED, seed=3, extractor_name=EXTRACTOR)
+        assert result.error is None and result.n_real == 40 and result.n_gen == NUM_GENERATED
+        fid[kind] = result.metrics["fid"]
+    assert fid["worse"] > fid["good"] > 0, fid
+    return {"examples": examples, "models": models, "fid": fid}
+
+
+def test_threshold_unset_is_a_construction_error():
+    from tfx import v1 as tfx_v1
+    from tfx.types import standard_artifacts
+
+    from components.fid_evaluator.component import FidEvaluator
+    model = tfx_v1.dsl.Channel(type=standard_artifacts.Model)
+    examples = tfx_v1.dsl.Channel(type=standard_artifacts.Examples)
+    with pytest.raises(ValueError, match="threshold"):
+        FidEvaluator(model=model, examples=examples)
+    with pytest.raises(ValueError, match="gate_metric"):
+        FidEvaluator(model=model, examples=examples, threshold=1.0, metrics=["kid"])
+    with pytest.raises(ValueError, match="valid metrics"):
+        FidEvaluator(model=model, examples=examples, threshold=1.0, metrics=["fid", "bogus"])
+
+
+def test_nan_generator_is_not_pushed(tmp_path, data):
+    serving = str(tmp_path / "serving")
+    run(build_pipeline(str(tmp_path), data["models"]["nan"], data["examples"], serving, threshold=1e9))
+    metrics, blessing = latest_blessing(str(tmp_path))
+    assert blessing["markers"] == ["NOT_BLESSED"]
+    assert metrics["gate"]["blessed"] is False and "generation failed" in metrics["error"]
+    assert metrics["metrics"]["fid"] is None          # NaN is written as null, never as a number
+    assert pushed_versions(serving) == []
+
+
+def test_just_above_threshold_is_not_pushed(tmp_path, data):
+    serving = str(tmp_path / "serving")
+    threshold = data["fid"]["good"] - 1e-4
+    run(build_pipeline(str(tmp_path), data["models"]["good"], data["examples"], serving, threshold))
+    metrics, blessing = latest_blessing(str(tmp_path))
+    assert blessing["markers"] == ["NOT_BLESSED"]
+    assert metrics["metrics"]["fid"] == pytest.approx(data["fid"]["good"], rel=1e-9)
+    assert "> threshold" in metrics["gate"]["reason"]
+    assert pushed_versions(serving) == []
+
+
+def test_just_below_then_worse_second_run(tmp_path, data):
+    import tensorflow as tf
+    import tensorflow_model_analysis as tfma
+
+    serving = str(tmp_path / "serving")
+    root = str(tmp_path)
+    # Run 1: just below the threshold, no baseline yet -> pushed, atomically, with metrics.json.
+    run(build_pipeline(root, data["models"]["good"], data["examples"], serving,
+                       threshold=data["fid"]["good"] + 1e-4))
+    metrics, blessing = latest_blessing(root)
+    assert blessing["markers"] == ["BLESSED"] and metrics["gate"]["rubber_stamp"] is True
+    versions = pushed_versions(serving)
+    assert len(versions) == 1 and versions[0].isdigit()      # no .tmp-* folder left behind
+    pushed = os.path.join(serving, versions[0])
+    with open(os.path.join(pushed, "metrics.json")) as handle:
+        pushed_metrics = json.load(handle)
+    assert pushed_metrics["metrics"]["fid"] == pytest.approx(data["fid"]["good"], rel=1e-9)
+    assert pushed_metrics["n_real"] == 40 and pushed_metrics["n_gen"] == NUM_GENERATED
+    assert pushed_metrics["protocol"] and pushed_metrics["extractor_hash"]
+    generator = tf.saved_model.load(pushed).signatures[features.SERVING_SIGNATURE]
+    out = generator(**{features.NOISE_INPUT: tf.zeros([2, features.LATENT_DIM])})
+    assert out[features.IMAGES_OUTPUT].shape == (2, *features.IMAGE_SHAPE)
+    validation = tfma.load_validation_result(blessing["evaluation_dir"])
+    assert validation.validation_ok and validation.rubber_stamp
+    assert os.path.getsize(os.path.join(blessing["evaluation_dir"], "samples.png")) > 0
+
+    # Run 2: a worse generator under a generous threshold; the baseline (run 1) wins -> not pushed.
+    run(build_pipeline(root, data["models"]["worse"], data["examples"], serving, threshold=1e9))
+    metrics, blessing = latest_blessing(root)
+    assert blessing["markers"] == ["NOT_BLESSED"]
+    assert metrics["baseline_metrics"]["fid"] == pytest.approx(data["fid"]["good"], rel=1e-9)
+    assert metrics["metrics"]["fid"] == pytest.approx(data["fid"]["worse"], rel=1e-9)
+    assert metrics["real_stats_cached"] is True               # second evaluation skipped real extraction
+    assert "does not beat baseline" in metrics["gate"]["reason"]
+    assert pushed_versions(serving) == versions
+    validation = tfma.load_validation_result(blessing["evaluation_dir"])
+    assert not validation.validation_ok
+    assert validation.metric_validations_per_slice[0].failures[0].metric_key.is_diff
