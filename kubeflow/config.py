@@ -138,7 +138,7 @@ class VertexConfig:
     pipeline_root: ``gs://`` root for every artifact (also the KFP ``gcsOutputDirectory``).
     data_root: ``gs://`` crawl folder ``<root>/<category>/<image>``.
     serving_destination: ``gs://`` prefix the Pusher publishes blessed generators to
-      (kubeflow/gcs_push.py layout: ``versions/<v>/`` + ``LATEST`` pointer).
+      (components/pusher/gcs_publish.py layout: ``versions/<v>/`` + ``LATEST`` pointer).
     image_uri: the pipeline image (kubeflow/Dockerfile), e.g.
       ``europe-west4-docker.pkg.dev/PROJECT/dcgan/dcgan-tfx:0.1.0``. Pin a tag or digest.
     service_account: runs the pipeline steps, the training job and Dataflow workers; "" = the

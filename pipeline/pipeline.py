@@ -79,6 +79,7 @@ def create_components(config: PipelineConfig, *, serving_destination=None,
         splits=list(ev.splits),
         seed=ev.seed,
         weights_uri=ev.weights_uri,
+        allow_small_sample=ev.allow_small_sample,
         cache_dir=os.path.join(config.pipeline_root, FID_STATS_CACHE_DIRNAME),
     )
     pusher = AtomicPusher(

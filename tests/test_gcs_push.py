@@ -1,4 +1,4 @@
-"""kubeflow/gcs_push.py against a real gcp-storage-emulator server started by the test (no cloud)."""
+"""components/pusher/gcs_publish.py against a real gcp-storage-emulator server started by the test (no cloud)."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from kubeflow import gcs_push
+from components.pusher import gcs_publish as gcs_push
 from tests.gcs_emulator import anonymous_client, gcs_emulator
 
 BUCKET = "models"
@@ -228,3 +228,17 @@ def test_publish_from_gs_source_with_extra_file(client, tmp_path):
         gcs_push.publish_model_dir(src, dest, client=client, extra_files={"../x.json": str(metrics)})
     with pytest.raises(ValueError, match="no objects"):
         gcs_push.publish_model_dir(f"gs://{BUCKET}/nothing-here", dest, client=client)
+
+
+def test_pusher_publish_dispatches_gs_destinations_to_the_pointer_route(client, tmp_path):
+    from components.pusher.publish import publish
+
+    dest = f"gs://{BUCKET}/serving/via-pusher"
+    src = _make_model_dir(tmp_path, "v1")
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text('{"fid": 12.0}')
+    uri, version = publish(src, dest, extra_files={"metrics.json": str(metrics)})
+    assert uri == gcs_push.resolve_latest(dest, client=client)
+    assert uri.endswith("/" + version)
+    out = gcs_push.download_version(uri, str(tmp_path / "dl"), client=client)
+    assert open(os.path.join(out, "metrics.json")).read() == '{"fid": 12.0}'

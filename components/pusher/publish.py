@@ -7,9 +7,9 @@ directory; they must never see a version folder before it is complete.
 * Local filesystem: copy into a hidden temp folder *beside* the destination (same filesystem),
   add the extra files, then ``os.rename`` it to ``<base>/<version>`` - a single atomic step.
   TF Serving ignores non-numeric folder names, so the temp folder is invisible to it.
-* ``gs://``: object stores have no atomic directory rename; that route is not implemented here
-  (a separate change will upload into a temp prefix and publish a version marker last). It raises
-  a clear error instead of falling back to a non-atomic copy.
+* ``gs://``: object stores have no atomic directory rename, so :mod:`gcs_publish` uploads
+  write-once into ``versions/<version>/`` and moves the ``LATEST`` pointer last; readers follow
+  the pointer (``gcs_publish.resolve_latest``).
 """
 from __future__ import annotations
 
@@ -72,14 +72,19 @@ def publish_local(model_dir: str, base_directory: str, extra_files: dict[str, st
 
 
 def publish(model_dir: str, base_directory: str, extra_files: dict[str, str] | None = None) -> tuple[str, str]:
-    """Dispatch on the destination scheme. Returns (published path, version).
+    """Dispatch on the destination scheme. Returns (published path or URI, version).
 
     Raises:
-      PublishError: ``gs://`` (not implemented yet, see module docstring) or another URL scheme.
+      PublishError: an unsupported URL scheme, or the copy failed.
+      gcs_publish.PublishConflictError: another publisher moved the gs:// pointer meanwhile.
     """
+    if base_directory.startswith("gs://"):
+        from components.pusher import gcs_publish
+
+        uri = gcs_publish.publish_model_dir(model_dir, base_directory, extra_files=extra_files)
+        return uri, uri.rstrip("/").rsplit("/", 1)[-1]
     if "://" in base_directory:
-        raise PublishError(
-            f"push destination {base_directory!r}: only local directories are supported by the "
-            "atomic pusher so far (gs:// publishing is a separate change)")
+        raise PublishError(f"push destination {base_directory!r}: only local directories and gs:// "
+                           "are supported")
     path = publish_local(model_dir, base_directory, extra_files)
     return path, os.path.basename(path)

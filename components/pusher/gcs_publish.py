@@ -43,6 +43,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from components.pusher.publish import PublishError  # one error type for every destination
+
 log = logging.getLogger(__name__)
 
 POINTER_NAME = "LATEST"
@@ -51,10 +53,6 @@ MANIFEST_NAME = "_MANIFEST.json"
 #: Format tag written into the pointer and each manifest; readers refuse other formats.
 FORMAT = "dcgan-tfx/gcs-push/v1"
 _READ_CHUNK = 1 << 20  # bytes per read when hashing local files
-
-
-class PublishError(RuntimeError):
-    """Publishing failed; the pointer was not moved (readers still see the previous version)."""
 
 
 class PublishConflictError(PublishError):
