@@ -28,13 +28,14 @@ def quiet_logs(verbose: bool) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")   # C++ INFO/WARNING from TF
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # Our own progress lines stay; TFX's (absl) and TF's internal warnings are mostly noise such as
+    # "ArtifactQuery.property_predicate is not supported" and API deprecations.
     for name in ("pipeline", "components", "trainer", "kubeflow"):
         logging.getLogger(name).setLevel(logging.INFO)
-    try:
-        from absl import logging as absl_logging
-        absl_logging.set_verbosity(absl_logging.WARNING)
-    except ImportError:
-        pass
+    for name in ("absl", "tensorflow", "apache_beam"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    from absl import logging as absl_logging
+    absl_logging.set_verbosity(absl_logging.ERROR)
 
 
 def _add_run(subparsers) -> None:

@@ -81,7 +81,7 @@ def render_html(facts: dict[str, Any], node_times: dict[str, tuple[str, float]])
     if bl:
         blessed = bl.get("blessed") == 1
         out.append(f"<p class='verdict {'blessed' if blessed else 'not-blessed'}' id='verdict'>"
-                   f"{'BLESSED' if blessed else 'NOT BLESSED'}</p><p id='reason'>{html.escape(str(bl.get('reason', '')))}</p>")
+                   f"{'BLESSED' if blessed else 'NOT BLESSED'}</p><p id='reason'>{html.escape(str(bl.get('blessing_message', '')))}</p>")
     push = facts.get("push", {})
     if push.get("pushed") == 1:
         out.append(f"<p id='push'>Pushed to <code>{html.escape(str(push.get('pushed_destination')))}</code></p>")
@@ -91,11 +91,13 @@ def render_html(facts: dict[str, Any], node_times: dict[str, tuple[str, float]])
 
     ev = facts.get("evaluation", {})
     if ev.get("metrics"):
-        rows = []
-        for name, m in ev["metrics"].items():
-            m = m if isinstance(m, dict) else {"value": m}
-            rows.append([name, _fmt(m.get("value")), _fmt(m.get("std", "")), m.get("n_real", ""), m.get("n_gen", "")])
+        metrics = ev["metrics"]
+        rows = [[name, _fmt(value), _fmt(metrics.get(f"{name}_std", "")), ev.get("n_real", ""), ev.get("n_gen", "")]
+                for name, value in metrics.items() if not name.endswith("_std")]
         out.append("<h2>Generator quality</h2>" + _table(rows, ["metric", "value", "std", "N real", "N generated"]))
+        if ev.get("small_sample"):
+            out.append("<p>Small sample (N below the 2048 feature dimension): FID is biased upwards; "
+                       "compare only runs with equal N.</p>")
         out.append(f"<p>Protocol: <code>{html.escape(str(ev.get('protocol', '')))}</code></p>")
     samples = os.path.join(facts.get("evaluation_dir", ""), "samples.png")
     if facts.get("evaluation_dir") and os.path.exists(samples):

@@ -56,12 +56,22 @@ def collect(record: RunRecord) -> dict[str, Any]:
     return facts
 
 
-def _fmt_metric(name: str, m: Any) -> str:
-    if isinstance(m, dict):
-        value = m.get("value")
-        extra = ", ".join(f"{k}={m[k]}" for k in ("n_real", "n_gen", "std") if k in m)
-        return f"{name} = {value:.3f} ({extra})" if isinstance(value, (int, float)) else f"{name} = {value} ({extra})"
-    return f"{name} = {m}"
+def metric_lines(evaluation: dict[str, Any]) -> list[str]:
+    """``fid = 532.35 (N_real=300, N_gen=32, small sample)`` lines from a metrics.json dict."""
+    metrics = evaluation.get("metrics") or {}
+    counts = f"N_real={evaluation.get('n_real')}, N_gen={evaluation.get('n_gen')}"
+    if evaluation.get("small_sample"):
+        counts += ", small sample: biased upwards, compare only at equal N"
+    lines = []
+    for name, value in metrics.items():
+        if name.endswith("_std"):
+            continue
+        std = metrics.get(f"{name}_std")
+        shown = "failed" if value is None else f"{value:.4g}" + (f" ± {std:.2g}" if std is not None else "")
+        lines.append(f"{name} = {shown} ({counts})")
+    if evaluation.get("error"):
+        lines.append(f"evaluation error: {evaluation['error']}")
+    return lines
 
 
 def format_summary(facts: dict[str, Any]) -> str:
@@ -80,13 +90,12 @@ def format_summary(facts: dict[str, Any]) -> str:
             _short(tr.get("final", {}).get("d_loss")), _short(tr.get("final", {}).get("g_loss"))))
         for warning in tr.get("warnings", []):
             lines.append(f"  monitor warning: {warning_text(warning)}")
-    ev = facts.get("evaluation", {})
-    for name, m in (ev.get("metrics") or {}).items():
-        lines.append("  " + _fmt_metric(name, m))
+    for line in metric_lines(facts.get("evaluation", {})):
+        lines.append("  " + line)
     bl = facts.get("blessing", {})
     if bl:
         verdict = "BLESSED" if bl.get("blessed") == 1 else "NOT BLESSED"
-        lines.append(f"gate: {verdict} — {bl.get('reason', '')}")
+        lines.append(f"gate: {verdict} — {bl.get('blessing_message', '')}")
     push = facts.get("push", {})
     if push.get("pushed") == 1:
         lines.append(f"pushed generator to {push.get('pushed_destination')}")

@@ -28,6 +28,10 @@ def _tiny_crawl(root, per_category=4):
     return root
 
 
+def cli_report_path(printed: str) -> str:
+    return [line for line in printed.splitlines() if line.startswith("report: ")][-1][len("report: "):]
+
+
 @pytest.mark.slow
 def test_whole_pipeline_runs_gates_and_pushes(tmp_path, capsys):
     crawl = _tiny_crawl(str(tmp_path / "crawl"))
@@ -44,8 +48,10 @@ def test_whole_pipeline_runs_gates_and_pushes(tmp_path, capsys):
     assert all(node.state in ("COMPLETE", "CACHED") for node in record.nodes.values()), record.nodes
     facts = collect(record)
     assert facts["ingestion"]["counts_by_status"]["ingested"] == 40
-    fid = facts["evaluation"]["metrics"]["fid"]
-    assert fid["n_gen"] == 16 and fid["n_real"] == 40 and fid["value"] > 0
+    evaluation = facts["evaluation"]
+    assert evaluation["n_gen"] == 16 and evaluation["n_real"] == 40
+    assert evaluation["metrics"]["fid"] > 0 and evaluation["small_sample"] is True
+    assert os.path.isfile(cli_report_path(printed))
     pushed = record.output(PUSHER, "pushed_model")
     assert pushed.properties["pushed"] == 1
     pushed_dir = pushed.properties["pushed_destination"]

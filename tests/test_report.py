@@ -50,11 +50,11 @@ def facts(tmp_path):
                                   "d_real": 0.6, "d_fake": 0.4} for i in range(1, 4)],
                      "warnings": ["discriminator loss near 0 for 3 epochs"]},
         "sample_grids": grids,
-        "evaluation": {"metrics": {"fid": {"value": 287.5123, "n_real": 300, "n_gen": 256},
-                                   "kid": {"value": 0.2311, "std": 0.01, "n_real": 300, "n_gen": 256}},
+        "evaluation": {"metrics": {"fid": 287.5123, "kid": 0.2311, "kid_std": 0.01},
+                       "n_real": 300, "n_gen": 256, "small_sample": True,
                        "protocol": "tf1-bilinear-299/inception-2015-12-05/pool3"},
         "evaluation_dir": str(evaluation_dir),
-        "blessing": {"blessed": 0, "reason": "fid 287.5123 > threshold 250"},
+        "blessing": {"blessed": 0, "blessing_message": "fid 287.5123 > threshold 250"},
         "push": {"pushed": 0},
     }
 
@@ -62,7 +62,7 @@ def facts(tmp_path):
 def test_report_is_self_contained_and_says_the_decision(facts):
     page = render_html(facts, {"Trainer": ("COMPLETE", 12.5)})
     assert "NOT BLESSED" in page and "287.5" in page and "fid 287.5123 &gt; threshold 250" in page
-    assert "discriminator loss near 0" in page
+    assert "discriminator loss near 0" in page and "N_real=300, N_gen=256" in page
     # Every image is inlined; nothing points at a file or the network.
     assert page.count("<img") == 4 and page.count("data:image/png;base64,") == 4
     assert not re.search(r'src="(?!data:)', page)
