@@ -1,0 +1,72 @@
+"""``dcgan-tfx check-data ROOT``: the ingestion without the pipeline (ledger + summary table).
+
+``register(subparsers)`` is called by pipeline/cli.py. Heavy modules (Beam, Pillow) are imported
+inside the handler so ``dcgan-tfx --help`` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+EXIT_OK = 0
+EXIT_POLICY_FAILED = 2
+EXIT_BAD_INPUT = 3
+
+
+def register(subparsers) -> None:
+    """Add the ``check-data`` subcommand to an argparse subparsers object."""
+    p = subparsers.add_parser(
+        "check-data", help="ingest a photo folder without the pipeline and report every file",
+        description="Run ImageExampleGen's ingestion on ROOT (<category>/<image>, local or gs://), write "
+                    "the ledger (same format as the pipeline's ingestion_report.json) and print a "
+                    "per-category table. Exit code 2 when the ingestion policy fails.")
+    p.add_argument("root", metavar="ROOT", help="data root: a directory or gs://bucket/prefix")
+    p.add_argument("--report", default="ingestion_report.json",
+                   help="where to write the ledger JSON (default: ./ingestion_report.json)")
+    p.add_argument("--examples-dir", default=None,
+                   help="also write the TFRecord splits here (default: none are written)")
+    p.add_argument("--beam-mode", choices=("in_memory", "multi_processing"), default="in_memory")
+    p.add_argument("--workers", type=int, default=2, help="workers for multi_processing (default 2)")
+    p.add_argument("--eval-percent", type=int, default=None)
+    p.add_argument("--max-rejected-fraction", type=float, default=None)
+    p.add_argument("--max-pixels", type=int, default=None)
+    p.add_argument("--allow-empty-categories", action="store_true")
+    p.set_defaults(func=run_check_data, handler=run_check_data)
+
+
+def run_check_data(args: argparse.Namespace) -> int:
+    """Handler: returns EXIT_OK, EXIT_POLICY_FAILED or EXIT_BAD_INPUT."""
+    import dataclasses
+
+    from components.image_example_gen import beam_ingest, ledger
+    from pipeline.config import ConfigError, IngestConfig
+
+    overrides = {k: v for k, v in {
+        "eval_percent": args.eval_percent, "max_rejected_fraction": args.max_rejected_fraction,
+        "max_pixels": args.max_pixels}.items() if v is not None}
+    if args.allow_empty_categories:
+        overrides["allow_empty_categories"] = True
+    try:
+        config = dataclasses.replace(IngestConfig(), **overrides)
+        report = beam_ingest.run_ingestion(
+            args.root, config, args.report, args.examples_dir,
+            beam_ingest.beam_options(args.beam_mode, args.workers), raise_on_policy=False)
+    except (ConfigError, FileNotFoundError, ValueError) as exc:
+        print(f"check-data: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(ledger.format_table(report))
+    print(f"ledger: {args.report}")
+    return EXIT_OK if report["policy"]["passed"] else EXIT_POLICY_FAILED
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Standalone entry (``python -m components.image_example_gen.cli check-data ROOT``)."""
+    parser = argparse.ArgumentParser(prog="check-data")
+    sub = parser.add_subparsers(dest="command", required=True)
+    register(sub)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

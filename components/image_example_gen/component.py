@@ -1,0 +1,88 @@
+"""ImageExampleGen: a TFX component reading ``<data_root>/<category>/<image>`` into tf.Examples.
+
+Outputs:
+  examples: a standard ``Examples`` artifact, ``split_names`` '["train", "eval"]', layout
+    ``Split-train/``, ``Split-eval/``, gzip TFRecords of tf.Example (custom properties
+    ``payload_format`` = FORMAT_TF_EXAMPLE and ``file_format`` = tfrecords_gzip, as TFX's own
+    ExampleGen sets them), so the stock Transform reads it unchanged.
+  ingestion_report: an ``IngestionReport`` artifact holding ``ingestion_report.json`` (the ledger,
+    format in ledger.py), with the counts as custom properties.
+
+Exec properties: ``data_root`` (local or gs://) and ``ingest_config`` (IngestConfig as JSON).
+Caching note: the inputs are only these strings, so with ``enable_cache`` a changed crawl under
+the same root is NOT re-ingested; turn caching off (the project default) or change the root.
+"""
+from __future__ import annotations
+
+import json
+
+from tfx.dsl.components.base import base_beam_component, executor_spec
+from tfx.types import artifact, channel, standard_artifacts
+from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
+
+from components.image_example_gen import executor
+
+# Keys of the spec (used by the executor and by pipeline code).
+DATA_ROOT_KEY = "data_root"
+INGEST_CONFIG_KEY = "ingest_config"
+EXAMPLES_KEY = "examples"
+INGESTION_REPORT_KEY = "ingestion_report"
+
+
+class IngestionReport(artifact.Artifact):
+    """The ingestion ledger: ``{uri}/ingestion_report.json`` (format: ledger.py).
+
+    Custom properties (int): seen, ingested, rejected, skipped, duplicate, train, eval,
+    policy_passed (1/0).
+    """
+
+    # Custom artifact types need a namespaced name to compile for Kubeflow V2 / Vertex.
+    TYPE_NAME = "dcgan_tfx.IngestionReport"
+
+
+class ImageExampleGenSpec(ComponentSpec):
+    """ImageExampleGen parameters and outputs (see the module docstring)."""
+
+    PARAMETERS = {
+        DATA_ROOT_KEY: ExecutionParameter(type=str),
+        INGEST_CONFIG_KEY: ExecutionParameter(type=str),
+    }
+    INPUTS = {}
+    OUTPUTS = {
+        EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples),
+        INGESTION_REPORT_KEY: ChannelParameter(type=IngestionReport),
+    }
+
+
+class ImageExampleGen(base_beam_component.BaseBeamComponent):
+    """Custom ExampleGen for folders of photos (one folder per category), local or gs://.
+
+    Args:
+      data_root: ``/path/to/root`` or ``gs://bucket/prefix``.
+      ingest_config: ``json.dumps(dataclasses.asdict(IngestConfig(...)))``; "" or "{}" for defaults.
+    Raises:
+      ConfigError (a ValueError): the config JSON has unknown fields or invalid values.
+      ValueError: empty data_root.
+    """
+
+    SPEC_CLASS = ImageExampleGenSpec
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
+
+    def __init__(self, data_root: str, ingest_config: str = ""):
+        if not data_root:
+            raise ValueError("ImageExampleGen needs a data_root (local directory or gs://bucket/prefix)")
+        # Fail at pipeline construction, not minutes later in the executor.
+        executor.parse_config(ingest_config)
+        spec = ImageExampleGenSpec(
+            data_root=data_root,
+            ingest_config=ingest_config or "{}",
+            examples=channel.Channel(type=standard_artifacts.Examples),
+            ingestion_report=channel.Channel(type=IngestionReport),
+        )
+        super().__init__(spec=spec)
+
+
+def config_json(config) -> str:
+    """IngestConfig → the JSON string ImageExampleGen takes."""
+    import dataclasses
+    return json.dumps(dataclasses.asdict(config), sort_keys=True)

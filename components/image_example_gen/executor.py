@@ -1,0 +1,79 @@
+"""ImageExampleGen executor: unpack artifacts, run ``beam_ingest.IngestImages``, annotate outputs.
+
+Thin glue: all decisions live in ingest.py / beam_ingest.py / ledger.py, which never see a TFX type.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from tfx.dsl.components.base import base_beam_executor
+from tfx.proto import example_gen_pb2
+from tfx.types import artifact_utils
+
+from components.image_example_gen import beam_ingest, ledger, storage
+
+# Repeated here (not imported from component.py) to avoid an import cycle.
+_DATA_ROOT_KEY = "data_root"
+_INGEST_CONFIG_KEY = "ingest_config"
+_EXAMPLES_KEY = "examples"
+_INGESTION_REPORT_KEY = "ingestion_report"
+
+#: TFX's ExampleGen custom property names and values (tfx/components/example_gen/utils.py,
+#: tfx/components/util/examples_utils.py): what the stock Transform looks for.
+PAYLOAD_FORMAT_PROPERTY = "payload_format"
+FILE_FORMAT_PROPERTY = "file_format"
+FILE_FORMAT_VALUE = "tfrecords_gzip"
+
+
+def parse_config(ingest_config_json: str):
+    """JSON (possibly "" or "{}") → a validated ``pipeline.config.IngestConfig``.
+
+    Raises:
+      ConfigError: unknown fields or invalid values; ValueError: not JSON.
+    """
+    from pipeline.config import IngestConfig, section_from_dict
+
+    data = json.loads(ingest_config_json) if ingest_config_json else {}
+    config = section_from_dict(IngestConfig, data)
+    config.validate()
+    return config
+
+
+class Executor(base_beam_executor.BaseBeamExecutor):
+    """Runs the ingestion inside TFX's Beam pipeline (``beam_pipeline_args`` apply)."""
+
+    def Do(self, input_dict: dict[str, list], output_dict: dict[str, list],
+           exec_properties: dict[str, Any]) -> None:
+        """Write Split-train/Split-eval TFRecords and the ledger.
+
+        Raises:
+          IngestionPolicyError: after everything (ledger included) is written, when the policy fails.
+        """
+        self._log_startup(input_dict, output_dict, exec_properties)
+        config = parse_config(exec_properties.get(_INGEST_CONFIG_KEY, ""))
+        data_root = exec_properties[_DATA_ROOT_KEY]
+        examples = artifact_utils.get_single_instance(output_dict[_EXAMPLES_KEY])
+        report_artifact = artifact_utils.get_single_instance(output_dict[_INGESTION_REPORT_KEY])
+        report_uri = os.path.join(report_artifact.uri, ledger.REPORT_FILENAME)
+
+        with self._make_beam_pipeline() as pipeline:
+            _ = pipeline | "IngestImages" >> beam_ingest.IngestImages(
+                data_root, config, report_uri, examples.uri)
+
+        report = json.loads(storage.read_bytes(report_uri).decode("utf-8"))
+        examples.split_names = artifact_utils.encode_split_names(list(ledger.SPLITS))
+        examples.span = 0
+        examples.set_string_custom_property(
+            PAYLOAD_FORMAT_PROPERTY, example_gen_pb2.PayloadFormat.Name(example_gen_pb2.FORMAT_TF_EXAMPLE))
+        examples.set_string_custom_property(FILE_FORMAT_PROPERTY, FILE_FORMAT_VALUE)
+        for split, n in report["splits"].items():
+            examples.set_int_custom_property(f"num_examples_{split}", int(n))
+        for status, n in report["counts_by_status"].items():
+            report_artifact.set_int_custom_property(status, int(n))
+        report_artifact.set_int_custom_property("seen", int(report["seen"]))
+        for split, n in report["splits"].items():
+            report_artifact.set_int_custom_property(split, int(n))
+        report_artifact.set_int_custom_property("policy_passed", int(bool(report["policy"]["passed"])))
+        ledger.raise_if_failed(report, report_uri)

@@ -1,0 +1,149 @@
+"""ImageExampleGen as a TFX component: construction, executor on real artifacts, check-data CLI,
+and a LocalDagRunner run (real MLMD sqlite) feeding the stock Transform."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+
+import pytest
+
+from components.image_example_gen import cli, component, executor, ledger
+from conftest import REPO_ROOT, SAMPLE_ROOT, encode, photo_array
+from pipeline.config import ConfigError, IngestConfig
+
+
+def _small_crawl(root, with_junk=True):
+    """Two real categories (3 photos each from data/sample) + optional junk."""
+    for cat in ("dress", "hat"):
+        os.makedirs(os.path.join(root, cat))
+        for name in sorted(os.listdir(os.path.join(SAMPLE_ROOT, cat)))[:3]:
+            shutil.copy(os.path.join(SAMPLE_ROOT, cat, name), os.path.join(root, cat, name))
+    if with_junk:
+        with open(os.path.join(root, "hat", "broken.jpg"), "wb") as f:
+            f.write(b"\xff\xd8\xff\xe0 not really")
+        with open(os.path.join(root, "hat", "Thumbs.db"), "wb") as f:
+            f.write(b"x")
+        with open(os.path.join(root, "dress", "gen.png"), "wb") as f:
+            f.write(encode(photo_array(3), "PNG"))
+
+
+def test_component_construction_validates_config():
+    c = component.ImageExampleGen(data_root="/data", ingest_config=component.config_json(IngestConfig()))
+    assert set(c.outputs) == {"examples", "ingestion_report"}
+    assert c.outputs["ingestion_report"].type_name == "IngestionReport"
+    with pytest.raises(ConfigError):
+        component.ImageExampleGen(data_root="/data", ingest_config=json.dumps({"eval_percent": 150}))
+    with pytest.raises(ConfigError):
+        component.ImageExampleGen(data_root="/data", ingest_config=json.dumps({"no_such_field": 1}))
+    with pytest.raises(ValueError):
+        component.ImageExampleGen(data_root="")
+
+
+def _artifacts(tmp_path):
+    from tfx.types import standard_artifacts
+    examples = standard_artifacts.Examples()
+    examples.uri = str(tmp_path / "examples")
+    report = component.IngestionReport()
+    report.uri = str(tmp_path / "report")
+    os.makedirs(report.uri)
+    return examples, report
+
+
+def test_executor_writes_standard_examples_artifact(tmp_path):
+    root = str(tmp_path / "crawl")
+    _small_crawl(root)
+    examples, report = _artifacts(tmp_path)
+    cfg = dataclasses.replace(IngestConfig(), max_rejected_fraction=0.5, eval_percent=30)
+    executor.Executor().Do({}, {"examples": [examples], "ingestion_report": [report]},
+                           {"data_root": root, "ingest_config": component.config_json(cfg)})
+    assert json.loads(examples.split_names) == ["train", "eval"]
+    assert examples.get_string_custom_property("payload_format") == "FORMAT_TF_EXAMPLE"
+    assert examples.get_string_custom_property("file_format") == "tfrecords_gzip"
+    for split in ("train", "eval"):
+        files = os.listdir(os.path.join(examples.uri, f"Split-{split}"))
+        assert files and all(f.endswith(".gz") for f in files)
+    with open(os.path.join(report.uri, ledger.REPORT_FILENAME)) as f:
+        rep = json.load(f)
+    assert rep["counts_by_status"] == {"ingested": 7, "rejected": 1, "skipped": 1, "duplicate": 0}
+    assert report.get_int_custom_property("ingested") == 7
+    assert report.get_int_custom_property("policy_passed") == 1
+    n_train = examples.get_int_custom_property("num_examples_train")
+    assert n_train + examples.get_int_custom_property("num_examples_eval") == 7 == sum(rep["splits"].values())
+
+
+def test_executor_policy_failure_raises_after_ledger(tmp_path):
+    root = str(tmp_path / "crawl")
+    _small_crawl(root)   # 1 of 8 rejected = 12.5 % > 5 %
+    examples, report = _artifacts(tmp_path)
+    with pytest.raises(ledger.IngestionPolicyError, match="max_rejected_fraction"):
+        executor.Executor().Do({}, {"examples": [examples], "ingestion_report": [report]},
+                               {"data_root": root, "ingest_config": ""})
+    assert os.path.exists(os.path.join(report.uri, ledger.REPORT_FILENAME))
+    assert report.get_int_custom_property("policy_passed") == 0
+
+
+def test_check_data_cli(tmp_path, capsys):
+    root = str(tmp_path / "crawl")
+    _small_crawl(root)
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers(dest="command"))
+    report = str(tmp_path / "r.json")
+    args = parser.parse_args(["check-data", root, "--report", report])
+    assert args.handler(args) == cli.EXIT_POLICY_FAILED
+    out = capsys.readouterr().out
+    assert "dress" in out and "hat" in out and "FAILED" in out
+    args = parser.parse_args(["check-data", root, "--report", report, "--max-rejected-fraction", "0.2"])
+    assert args.handler(args) == cli.EXIT_OK
+    with open(report) as f:
+        assert json.load(f)["policy"]["passed"]
+    args = parser.parse_args(["check-data", str(tmp_path / "missing"), "--report", report])
+    assert args.handler(args) == cli.EXIT_BAD_INPUT
+
+
+@pytest.mark.slow
+def test_local_dag_runner_example_gen_then_stock_transform(tmp_path):
+    """ImageExampleGen → ImportSchemaGen → stock Transform with LocalDagRunner and sqlite MLMD."""
+    import tensorflow as tf
+    import tensorflow_transform as tft
+    from tfx import v1 as tfx
+
+    from trainer import features, preprocessing
+
+    root = str(tmp_path / "crawl")
+    _small_crawl(root, with_junk=False)
+    cfg = dataclasses.replace(IngestConfig(), eval_percent=30)
+    gen = component.ImageExampleGen(data_root=root, ingest_config=component.config_json(cfg))
+    schema = tfx.components.ImportSchemaGen(
+        schema_file=os.path.join(REPO_ROOT, "pipeline", "raw_schema.pbtxt"))
+    transform = tfx.components.Transform(
+        examples=gen.outputs["examples"], schema=schema.outputs["schema"],
+        preprocessing_fn="trainer.preprocessing.preprocessing_fn",
+        custom_config={"transform": {"aspect": "squash", "image_size": 64}, "background": [255, 255, 255]})
+    pipe = tfx.dsl.Pipeline(
+        pipeline_name="ingest-test", pipeline_root=str(tmp_path / "root"),
+        components=[gen, schema, transform],
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            str(tmp_path / "mlmd.sqlite")),
+        beam_pipeline_args=["--direct_running_mode=in_memory", "--direct_num_workers=1"])
+    tfx.orchestration.LocalDagRunner().run(pipe)
+
+    graph_dirs = [d for d, _, files in os.walk(str(tmp_path / "root" / "Transform" / "transform_graph"))
+                  if "transformed_metadata" in os.listdir(d)]
+    assert graph_dirs
+    stats = preprocessing.read_analyzer_outputs(tft.TFTransformOutput(graph_dirs[0]))
+    assert set(stats["category_counts"]) <= {"dress", "hat"} and len(stats["channel_mean"]) == 3
+    out_dirs = [d for d, _, files in os.walk(str(tmp_path / "root" / "Transform" / "transformed_examples"))
+                if os.path.basename(d) in ("Split-train", "Split-eval")]
+    n = 0
+    spec = {features.IMAGE_KEY: tf.io.FixedLenFeature([64, 64, 3], tf.float32),
+            features.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64)}
+    for d in out_dirs:
+        for rec in tf.data.TFRecordDataset(tf.io.gfile.glob(os.path.join(d, "*")), compression_type="GZIP"):
+            ex = tf.io.parse_single_example(rec, spec)
+            assert -1.0 <= float(tf.reduce_min(ex[features.IMAGE_KEY])) <= float(tf.reduce_max(ex[features.IMAGE_KEY])) <= 1.0
+            assert int(ex[features.LABEL_KEY]) in (0, 1)
+            n += 1
+    assert n == 6

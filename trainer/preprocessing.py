@@ -1,0 +1,273 @@
+"""The Transform ``preprocessing_fn``: stored image bytes → float32 [64, 64, 3] in [-1, 1].
+
+One path for every real image: the Trainer reads its output and the FID evaluator takes its real
+images from the same transformed examples, so nothing here may be random or order-dependent.
+
+Per element (``tf.map_fn`` over the batch; inputs have variable sizes):
+
+1. Decode. JPEG: DCT-scaled decoding (``tf.io.decode_jpeg(ratio=k)``, libjpeg's 1/k IDCT), with
+   the largest k in {1, 2, 4, 8} whose output still has a short side >= the target size (chosen
+   from the stored ``image/height``/``image/width``), ``dct_method="INTEGER_ACCURATE"`` (libjpeg
+   ISLOW, the accurate integer IDCT; TF's default is the fast one). PNG: ``decode_png``.
+   ImageExampleGen only stores these two formats (both 8-bit RGB semantics; see
+   components/image_example_gen/ingest.py).
+2. Geometry (``custom_config["transform"]["aspect"]``): ``squash`` (both sides to the target,
+   the seed's behaviour, default), ``center_crop`` (central square of the short side), or ``pad``
+   (long side to the target, short side centred on the background colour
+   ``custom_config["background"]``, RGB 0-255).
+3. Resize: ``tf.image.resize(method="bilinear", antialias=True)``: a triangle (tent) filter whose
+   support is widened by the downscale factor, i.e. the same filter as Pillow's
+   ``Image.resize(..., Image.BILINEAR)`` (tests compare the two). FID depends on this choice.
+4. Quantise to the uint8 grid (round, clip to [0, 255]) and scale ``x / 127.5 - 1``: real images
+   then sit exactly on the values ``trainer.features.to_uint8`` maps back to stored uint8 pixels.
+
+Analyzers (full pass over the analysed split): per-channel mean and (population, 1/N) variance
+of the transformed images over all pixels (``tft.mean``/``tft.var``), written with the category
+vocabulary (``tft.vocabulary`` with frequencies) as Transform assets; ``read_analyzer_outputs``
+returns them from a ``TFTransformOutput``.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping
+
+import tensorflow as tf
+
+from trainer import features
+
+ASPECT_SQUASH = "squash"
+ASPECT_CENTER_CROP = "center_crop"
+ASPECT_PAD = "pad"
+ASPECTS = (ASPECT_SQUASH, ASPECT_CENTER_CROP, ASPECT_PAD)
+DEFAULT_BACKGROUND = (255, 255, 255)
+#: libjpeg's DCT scaling factors that TensorFlow exposes (decode_jpeg ``ratio``).
+JPEG_RATIOS = (1, 2, 4, 8)
+#: Asset names (``TFTransformOutput.vocabulary_file_by_name``).
+CATEGORY_VOCAB_NAME = "category_vocabulary"
+IMAGE_STATS_NAME = "image_channel_stats"
+IMAGE_STATS_FILENAME = "image_channel_stats.json"
+
+
+def parse_custom_config(custom_config: Mapping[str, Any] | None) -> tuple[str, int, tuple[int, int, int]]:
+    """``custom_config`` → (aspect, image_size, background).
+
+    Accepts the pipeline's form ``{"transform": {"aspect": .., "image_size": ..}, "background": [r, g, b]}``
+    (missing parts take the defaults: squash, features.IMAGE_SIZE, white).
+    Raises:
+      ValueError: unknown aspect, image_size other than features.IMAGE_SIZE (the model's input is
+        fixed), or a background that is not three ints in 0-255.
+    """
+    custom_config = custom_config or {}
+    transform = custom_config.get("transform", {}) or {}
+    aspect = transform.get("aspect", ASPECT_SQUASH)
+    size = int(transform.get("image_size", features.IMAGE_SIZE))
+    background = tuple(int(c) for c in custom_config.get("background", DEFAULT_BACKGROUND))
+    if aspect not in ASPECTS:
+        raise ValueError(f"aspect must be one of {ASPECTS}, got {aspect!r}")
+    if size != features.IMAGE_SIZE:
+        raise ValueError(f"image_size must be {features.IMAGE_SIZE} (the model's input), got {size}")
+    if len(background) != 3 or not all(0 <= c <= 255 for c in background):
+        raise ValueError(f"background must be three ints in 0-255, got {background}")
+    return aspect, size, background  # type: ignore[return-value]
+
+
+def jpeg_ratio(height, width, size: int):
+    """Largest DCT scaling factor k in {1, 2, 4, 8} with ``ceil(min(h, w) / k) >= size``.
+
+    Works on Python ints and on int64 scalar tensors (returns the same kind). libjpeg's scaled
+    output side is ``ceil(side / k)`` (jdmaster.c, jpeg_core_output_dimensions).
+    """
+    if isinstance(height, int) and isinstance(width, int):
+        short = min(height, width)
+        return max([k for k in JPEG_RATIOS if -(-short // k) >= size] or [1])
+    short = tf.minimum(tf.cast(height, tf.int64), tf.cast(width, tf.int64))
+    k = tf.constant(1, tf.int64)
+    for r in JPEG_RATIOS[1:]:
+        k = tf.where((short + r - 1) // r >= size, tf.constant(r, tf.int64), k)
+    return k
+
+
+def decode_stored_image(encoded, image_format, height, width, size: int = features.IMAGE_SIZE):
+    """Decode one stored image.
+
+    Args:
+      encoded: scalar tf.string, JPEG or PNG bytes.
+      image_format: scalar tf.string, b"jpeg" or b"png".
+      height, width: scalar int64, the stored size (selects the JPEG DCT ratio).
+      size: target side, pixels.
+    Returns:
+      uint8 [h', w', 3]; for JPEG h' = ceil(height / k) (k from ``jpeg_ratio``).
+    Raises (at run time):
+      InvalidArgumentError: bytes that are not a valid image of the stated format.
+    """
+    def _jpeg():
+        k = jpeg_ratio(height, width, size)
+
+        def _decode(r):
+            return lambda: tf.io.decode_jpeg(encoded, channels=3, ratio=r, dct_method="INTEGER_ACCURATE")
+
+        # Nested conds, not tf.switch_case: tf.Transform cannot serialise the latter's list of
+        # branch functions ("list.func" attribute).
+        image = _decode(JPEG_RATIOS[0])
+        for r in JPEG_RATIOS[1:]:
+            image = (lambda r=r, inner=image: tf.cond(tf.equal(k, r), _decode(r), inner))
+        return image()
+
+    def _png():
+        return tf.io.decode_png(encoded, channels=3, dtype=tf.uint8)
+
+    image = tf.cond(tf.equal(image_format, b"jpeg"), _jpeg, _png)
+    image.set_shape([None, None, 3])
+    return image
+
+
+def resize_image(image, size: int, aspect: str, background=DEFAULT_BACKGROUND):
+    """Apply the aspect policy and the antialiased resize.
+
+    Args:
+      image: uint8 [h, w, 3].
+      size: output side, pixels.
+      aspect: one of ASPECTS.
+      background: RGB 0-255 used by ``pad``.
+    Returns:
+      float32 [size, size, 3], values on the integer grid 0..255 (rounded and clipped).
+    """
+    x = tf.cast(image, tf.float32)
+    shape = tf.shape(x)
+    h, w = shape[0], shape[1]
+    if aspect == ASPECT_SQUASH:
+        out = tf.image.resize(x, [size, size], method="bilinear", antialias=True)
+    elif aspect == ASPECT_CENTER_CROP:
+        side = tf.minimum(h, w)
+        x = tf.image.crop_to_bounding_box(x, (h - side) // 2, (w - side) // 2, side, side)
+        out = tf.image.resize(x, [size, size], method="bilinear", antialias=True)
+    elif aspect == ASPECT_PAD:
+        long_side = tf.cast(tf.maximum(h, w), tf.float32)
+        new_h = tf.maximum(1, tf.cast(tf.round(tf.cast(h, tf.float32) * size / long_side), tf.int32))
+        new_w = tf.maximum(1, tf.cast(tf.round(tf.cast(w, tf.float32) * size / long_side), tf.int32))
+        x = tf.image.resize(x, tf.stack([new_h, new_w]), method="bilinear", antialias=True)
+        bg = tf.constant(background, tf.float32)
+        # Pad the difference to the background with zeros, then add the background back.
+        out = tf.image.pad_to_bounding_box(x - bg, (size - new_h) // 2, (size - new_w) // 2, size, size) + bg
+    else:
+        raise ValueError(f"aspect must be one of {ASPECTS}, got {aspect!r}")
+    out = tf.round(tf.clip_by_value(out, 0.0, 255.0))
+    out.set_shape([size, size, 3])
+    return out
+
+
+def images_from_bytes(encoded, image_format, height, width, size: int = features.IMAGE_SIZE,
+                      aspect: str = ASPECT_SQUASH, background=DEFAULT_BACKGROUND):
+    """Batched: [N] bytes + [N] formats + [N] heights/widths → float32 [N, size, size, 3] in [-1, 1].
+
+    Deterministic (no randomness; map_fn results do not depend on parallelism).
+    """
+    def _one(args):
+        enc, fmt, h, w = args
+        return resize_image(decode_stored_image(enc, fmt, h, w, size), size, aspect, background)
+
+    pixels = tf.map_fn(
+        _one, (encoded, image_format, tf.cast(height, tf.int64), tf.cast(width, tf.int64)),
+        fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32))
+    return pixels / 127.5 - 1.0
+
+
+def _flat(t):
+    """[N] or [N, 1] dense, or sparse/ragged with one value per row → dense [N]."""
+    if isinstance(t, tf.SparseTensor):
+        t = tf.sparse.to_dense(t)
+    elif isinstance(t, tf.RaggedTensor):
+        t = t.to_tensor()
+    return tf.reshape(t, [-1])
+
+
+def preprocessing_fn(inputs: Mapping[str, Any], custom_config: Mapping[str, Any] | None = None):
+    """tf.Transform entry point (stock Transform: ``preprocessing_fn="trainer.preprocessing.preprocessing_fn"``).
+
+    Args:
+      inputs: batched raw features (keys from trainer/features.py): image/encoded, image/format
+        (string), image/height, image/width, image/class/label (int64), image/class/text (string);
+        shape [N] or [N, 1].
+      custom_config: see ``parse_custom_config``.
+    Returns:
+      ``{features.IMAGE_KEY: float32 [N, 64, 64, 3] in [-1, 1], features.LABEL_KEY: int64 [N]}``.
+    Raises:
+      ValueError: bad custom_config (``parse_custom_config``).
+    """
+    import tensorflow_transform as tft
+
+    aspect, size, background = parse_custom_config(custom_config)
+    images = images_from_bytes(_flat(inputs[features.IMAGE_ENCODED_KEY]), _flat(inputs[features.IMAGE_FORMAT_KEY]),
+                               _flat(inputs[features.HEIGHT_KEY]), _flat(inputs[features.WIDTH_KEY]),
+                               size, aspect, background)
+    labels = tf.cast(_flat(inputs[features.CLASS_LABEL_KEY]), tf.int64)
+
+    # Analyzers: every pixel of every analysed image is one observation per channel.
+    pixels = tf.reshape(images, [-1, 3])
+    mean = tft.mean(pixels, reduce_instance_dims=False, name="image_channel_mean")
+    var = tft.var(pixels, reduce_instance_dims=False, name="image_channel_var")
+    tft.vocabulary(_flat(inputs[features.CLASS_TEXT_KEY]), vocab_filename=CATEGORY_VOCAB_NAME,
+                   store_frequency=True, name="category_vocabulary")
+    _write_stats_asset(mean, var, tf.shape(images)[0])
+    return {features.IMAGE_KEY: images, features.LABEL_KEY: labels}
+
+
+def _write_stats_asset(mean, var, batch_size):
+    """Store the per-channel mean/var as a one-line vocabulary asset (JSON text).
+
+    tf.Transform only writes files through analyzers; a vocabulary of the single JSON string,
+    built from the already-computed analyzer outputs, is the supported way to put them beside
+    the transform graph. Precision: 9 significant digits (float32 round-trips).
+    """
+    import tensorflow_transform as tft
+
+    values = tf.strings.reduce_join(
+        tf.strings.as_string(tf.concat([tf.cast(mean, tf.float32), tf.cast(var, tf.float32)], 0),
+                             scientific=True, precision=9), separator=",")
+    text = tf.strings.join(['{"mean_var":[', values, "]}"])
+    tft.vocabulary(tf.fill(tf.expand_dims(batch_size, 0), text), vocab_filename=IMAGE_STATS_NAME,
+                   name="image_channel_stats")
+
+
+def read_analyzer_outputs(tft_output) -> dict[str, Any]:
+    """The analyzer results of a Transform run, for the run summary and the trainer.
+
+    Args:
+      tft_output: ``tensorflow_transform.TFTransformOutput`` of the TransformGraph artifact.
+    Returns:
+      ``{"channel_mean": [3 floats], "channel_std": [3 floats]`` (float32 units of the
+      transformed images, range [-1, 1]; std is the population std, 1/N),
+      ``"category_counts": {name: images in the analysed split}``}.
+    Raises:
+      ValueError: the assets are missing or malformed (a graph from another preprocessing_fn).
+    """
+    import math
+
+    stats_lines = tft_output.vocabulary_by_name(IMAGE_STATS_NAME)
+    if len(stats_lines) != 1:
+        raise ValueError(f"expected one line in {IMAGE_STATS_NAME}, found {len(stats_lines)}")
+    text = stats_lines[0].decode("utf-8") if isinstance(stats_lines[0], bytes) else stats_lines[0]
+    values = json.loads(text)["mean_var"]
+    mean, var = values[:3], values[3:6]
+    counts = {}
+    for line in tft_output.vocabulary_by_name(CATEGORY_VOCAB_NAME):
+        line = line.decode("utf-8") if isinstance(line, bytes) else line
+        count, _, name = line.partition(" ")
+        counts[name] = int(float(count))
+    return {"channel_mean": [float(m) for m in mean],
+            "channel_std": [math.sqrt(max(float(v), 0.0)) for v in var],
+            "category_counts": dict(sorted(counts.items()))}
+
+
+def raw_feature_spec() -> dict[str, tf.io.FixedLenFeature]:
+    """The raw tf.Example feature spec (matches pipeline/raw_schema.pbtxt): all scalars."""
+    return {
+        features.IMAGE_ENCODED_KEY: tf.io.FixedLenFeature([], tf.string),
+        features.IMAGE_FORMAT_KEY: tf.io.FixedLenFeature([], tf.string),
+        features.CLASS_TEXT_KEY: tf.io.FixedLenFeature([], tf.string),
+        features.CLASS_LABEL_KEY: tf.io.FixedLenFeature([], tf.int64),
+        features.FILENAME_KEY: tf.io.FixedLenFeature([], tf.string),
+        features.HEIGHT_KEY: tf.io.FixedLenFeature([], tf.int64),
+        features.WIDTH_KEY: tf.io.FixedLenFeature([], tf.int64),
+        features.SHA256_KEY: tf.io.FixedLenFeature([], tf.string),
+    }
