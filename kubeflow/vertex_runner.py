@@ -14,14 +14,10 @@ chooses paths, the image, Beam arguments and where the Trainer runs:
   the job runs our image on a GPU machine (MirroredStrategy across its GPUs) and optionally extra
   worker replicas (TF_CONFIG set by Vertex → MultiWorkerMirroredStrategy).
 
-How the Trainer is swapped: the extension's ``Trainer`` is the stock ``Trainer`` class with a
-different executor (``tfx.extensions.google_cloud_ai_platform.trainer.executor.GenericExecutor``)
-and three extra ``custom_config`` keys. ``create_pipeline`` builds the stock one, so
-:func:`use_vertex_trainer` changes exactly those two things on the built node (same id, same
-input/output channels, so Evaluator and Pusher stay wired). Replacing the node object instead
-would leave the downstream channels pointing at the old node. The smaller, cleaner long-term
-change is a ``trainer_class``/``trainer_extra_config`` argument on ``create_components`` (proposed
-to the lead); this module would then pass those instead of post-processing.
+How the Trainer is swapped: ``create_pipeline`` takes ``trainer_class`` and
+``trainer_extra_config``; for Vertex this module passes the extension's ``Trainer`` (the stock
+Trainer with ``...google_cloud_ai_platform.trainer.executor.GenericExecutor``) and its three
+``custom_config`` keys, so the graph is built once, with the same node id and channels.
 """
 from __future__ import annotations
 
@@ -40,10 +36,6 @@ log = logging.getLogger(__name__)
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 TARGETS = ("vertex", "kubeflow")
-#: Node id of the Trainer in create_pipeline (TFX default id = class name).
-TRAINER_NODE_ID = "Trainer"
-#: Vertex executor path that submits the custom job (TFX extension).
-VERTEX_TRAINER_EXECUTOR = "tfx.extensions.google_cloud_ai_platform.trainer.executor.GenericExecutor"
 
 
 def dataflow_beam_args(vc: VertexConfig) -> list[str]:
@@ -139,35 +131,6 @@ def vertex_trainer_custom_config(vc: VertexConfig) -> dict[str, Any]:
     }
 
 
-def _node(pipeline, node_id: str):
-    for node in pipeline.components:
-        if node.id == node_id:
-            return node
-    raise ConfigError(f"pipeline {pipeline.pipeline_info.pipeline_name!r} has no node {node_id!r}; "
-                      f"nodes: {[n.id for n in pipeline.components]}")
-
-
-def use_vertex_trainer(pipeline, vc: VertexConfig) -> None:
-    """Make the pipeline's Trainer run as a Vertex AI custom job (in place; see module docstring).
-
-    Keeps the node id, channels, run_fn and the ``train`` part of custom_config; adds the
-    extension's keys and swaps the executor for the extension's GenericExecutor.
-    Raises:
-      ConfigError: no ``Trainer`` node, or it is not a stock TFX Trainer.
-    """
-    from tfx import v1 as tfx
-    from tfx.dsl.components.base import executor_spec
-    from tfx.extensions.google_cloud_ai_platform.trainer import executor as vertex_executor
-
-    trainer = _node(pipeline, TRAINER_NODE_ID)
-    if not isinstance(trainer, tfx.components.Trainer):
-        raise ConfigError(f"node {TRAINER_NODE_ID!r} is a {type(trainer).__name__}, not a TFX Trainer")
-    custom_config = json.loads(trainer.exec_properties.get("custom_config") or "null") or {}
-    custom_config.update(vertex_trainer_custom_config(vc))
-    trainer.exec_properties["custom_config"] = json.dumps(custom_config, sort_keys=True)
-    trainer.executor_spec = executor_spec.ExecutorClassSpec(vertex_executor.GenericExecutor)
-
-
 def relocate_repo_paths(pipeline, *, repo_root: str = REPO_ROOT,
                         image_root: str = IMAGE_SOURCE_ROOT) -> list[str]:
     """Rewrite exec properties that are absolute paths inside this checkout to the image's copy.
@@ -241,18 +204,19 @@ def build_cloud_pipeline(pipeline_config: PipelineConfig, vc: VertexConfig, *, t
 
     from pipeline.pipeline import create_pipeline
 
+    on_vertex = target == "vertex" and vc.training.use_vertex
     pipeline = create_pipeline(
         config,
         metadata_connection_config=None,  # Vertex/KFP provide ML Metadata
         beam_pipeline_args=beam_args_for(config, vc),
         serving_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=vc.serving_destination)),
+        trainer_class=tfx.extensions.google_cloud_ai_platform.Trainer if on_vertex else None,
+        trainer_extra_config=vertex_trainer_custom_config(vc) if on_vertex else None,
     )
     relocated = relocate_repo_paths(pipeline)
     if relocated:
         log.info("pointed %s at the image's copy under %s", ", ".join(relocated), IMAGE_SOURCE_ROOT)
-    if target == "vertex" and vc.training.use_vertex:
-        use_vertex_trainer(pipeline, vc)
     resources = evaluator_resources(vc)
     if resources is not None:
         from components.fid_evaluator.component import FidEvaluator

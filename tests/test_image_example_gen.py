@@ -33,7 +33,7 @@ def _small_crawl(root, with_junk=True):
 def test_component_construction_validates_config():
     c = component.ImageExampleGen(data_root="/data", ingest_config=component.config_json(IngestConfig()))
     assert set(c.outputs) == {"examples", "ingestion_report"}
-    assert c.outputs["ingestion_report"].type_name == "IngestionReport"
+    assert c.outputs["ingestion_report"].type_name == "dcgan_tfx.IngestionReport"
     with pytest.raises(ConfigError):
         component.ImageExampleGen(data_root="/data", ingest_config=json.dumps({"eval_percent": 150}))
     with pytest.raises(ConfigError):
