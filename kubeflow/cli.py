@@ -14,7 +14,8 @@ import os
 
 from kubeflow.config import (ACCELERATOR_TYPES, BEAM_RUNNERS, DataflowConfig, TrainingConfig,
                              VertexConfig)
-from pipeline.config import ASPECT_POLICIES, ConfigError, PipelineConfig
+from pipeline.cli import add_pipeline_knobs, config_from_knobs
+from pipeline.config import ConfigError, PipelineConfig
 
 EXIT_OK = 0
 
@@ -64,16 +65,7 @@ def _add_compile(subparsers) -> None:
     e.add_argument("--evaluator-memory-gb", type=float, default=0.0)
     e.add_argument("--evaluator-gpu-type", default="", choices=("",) + ACCELERATOR_TYPES)
     e.add_argument("--evaluator-gpu-count", type=int, default=0)
-    k = p.add_argument_group("pipeline knobs (as for `dcgan-tfx run`)")
-    k.add_argument("--config", help="JSON file of PipelineConfig fields; flags override it")
-    k.add_argument("--fid-threshold", type=float, help="REQUIRED gate: push only if FID <= this")
-    k.add_argument("--min-improvement", type=float)
-    k.add_argument("--epochs", type=int)
-    k.add_argument("--batch-size", type=int)
-    k.add_argument("--steps-per-epoch", type=int)
-    k.add_argument("--num-fid-samples", type=int)
-    k.add_argument("--max-real", type=int)
-    k.add_argument("--aspect", choices=ASPECT_POLICIES)
+    add_pipeline_knobs(p.add_argument_group("pipeline knobs (as for `dcgan-tfx run`)"))
     p.add_argument("--dry-run", action="store_true", help="print the resolved configs and exit")
     p.set_defaults(handler=_handle_compile)
 
@@ -111,40 +103,11 @@ def vertex_config_from_args(args: argparse.Namespace) -> VertexConfig:
     ).validate()
 
 
-def pipeline_config_from_args(args: argparse.Namespace) -> PipelineConfig:
-    """PipelineConfig from ``--config`` and the knob flags (paths come from VertexConfig later).
-
-    Raises:
-      ConfigError: unreadable/invalid ``--config`` or invalid values (e.g. no FID threshold).
-    """
-    data: dict = {}
-    if args.config:
-        try:
-            with open(args.config) as f:
-                data = json.load(f)
-        except (OSError, json.JSONDecodeError) as e:
-            raise ConfigError(f"cannot read --config {args.config}: {e}") from e
-    sections = {
-        "train": {"epochs": args.epochs, "batch_size": args.batch_size, "steps_per_epoch": args.steps_per_epoch},
-        "eval": {"threshold": args.fid_threshold, "min_improvement": args.min_improvement,
-                 "num_generated": args.num_fid_samples, "max_real": args.max_real},
-        "transform": {"aspect": args.aspect},
-    }
-    for section, values in sections.items():
-        merged = dict(data.get(section, {}))
-        merged.update({k: v for k, v in values.items() if v is not None})
-        data[section] = merged
-    try:
-        return PipelineConfig.from_dict(data)
-    except TypeError as e:  # unknown top-level key in the --config file
-        raise ConfigError(str(e)) from e
-
-
 def _handle_compile(args: argparse.Namespace) -> int:
     vc = vertex_config_from_args(args)
     from kubeflow.vertex_runner import cloud_pipeline_config, compile_pipeline
 
-    pc = pipeline_config_from_args(args)
+    pc = config_from_knobs(args)  # paths come from the VertexConfig
     if args.dry_run:
         resolved = {"target": args.target, "pipeline": dataclasses.asdict(cloud_pipeline_config(pc, vc)),
                     "vertex": dataclasses.asdict(vc)}

@@ -14,8 +14,8 @@ import logging
 import os
 import sys
 
-from pipeline.config import (BEAM_MODES, DEFAULT_DATA_ROOT, DEFAULT_OUTPUT_ROOT, ConfigError,
-                             PipelineConfig)
+from pipeline.config import (ASPECT_POLICIES, BEAM_MODES, DEFAULT_DATA_ROOT, DEFAULT_OUTPUT_ROOT,
+                             ConfigError, PipelineConfig)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -38,49 +38,35 @@ def quiet_logs(verbose: bool) -> None:
     absl_logging.set_verbosity(absl_logging.ERROR)
 
 
-def _add_run(subparsers) -> None:
-    p = subparsers.add_parser(
-        "run", help="run the whole pipeline locally (LocalDagRunner + Beam DirectRunner)",
-        description="Ingest photos, transform, train the DCGAN, score it with FID and push it if it "
-                    "passes the gate. Prints a summary at the end.")
-    p.add_argument("--data-root", default=DEFAULT_DATA_ROOT,
-                   help="crawl folder <root>/<category>/<image>, local or gs:// (default: bundled sample)")
-    p.add_argument("--output-root", default=DEFAULT_OUTPUT_ROOT,
-                   help="where pipeline root, metadata and serving dir go unless set one by one (default: %(default)s)")
-    p.add_argument("--pipeline-root", help="TFX pipeline root (default: OUTPUT_ROOT/pipeline)")
-    p.add_argument("--metadata-path", help="ML Metadata sqlite file (default: OUTPUT_ROOT/metadata.sqlite)")
-    p.add_argument("--serving-dir", help="where blessed generators are pushed (default: OUTPUT_ROOT/serving)")
-    p.add_argument("--epochs", type=int, help="training epochs (pipeline default 50)")
-    p.add_argument("--batch-size", type=int, help="global batch size (default 32)")
-    p.add_argument("--steps-per-epoch", type=int, help="cap steps per epoch (default: one pass)")
-    p.add_argument("--fid-threshold", type=float,
-                   help="REQUIRED gate: push only if FID <= this (and better than the last pushed model)")
-    p.add_argument("--min-improvement", type=float, help="FID margin a new model must beat the last pushed one by")
-    p.add_argument("--num-fid-samples", type=int, help="generated images scored (default 1000)")
-    p.add_argument("--max-real", type=int, help="cap on real images for FID statistics (0 = all)")
-    p.add_argument("--aspect", choices=("squash", "center_crop", "pad"), help="resize policy (default squash)")
-    p.add_argument("--beam-mode", choices=BEAM_MODES, help="DirectRunner mode (default in_memory)")
-    p.add_argument("--beam-workers", type=int, help="workers in multi_processing mode (default 2)")
-    p.add_argument("--config", help="JSON file of PipelineConfig fields; flags override it")
-    p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
-    p.set_defaults(handler=_handle_run)
+def add_pipeline_knobs(parser) -> None:
+    """The pipeline knobs shared by ``run`` and ``compile`` (read back by :func:`config_from_knobs`)."""
+    parser.add_argument("--config", help="JSON file of PipelineConfig fields; flags override it")
+    parser.add_argument("--epochs", type=int, help="training epochs (pipeline default 50)")
+    parser.add_argument("--batch-size", type=int, help="global batch size (default 32)")
+    parser.add_argument("--steps-per-epoch", type=int, help="cap steps per epoch (default: one pass)")
+    parser.add_argument("--fid-threshold", type=float,
+                        help="REQUIRED gate: push only if FID <= this (and better than the last pushed model)")
+    parser.add_argument("--min-improvement", type=float,
+                        help="FID margin a new model must beat the last pushed one by")
+    parser.add_argument("--num-fid-samples", type=int, help="generated images scored (default 1000)")
+    parser.add_argument("--max-real", type=int, help="cap on real images for FID statistics (0 = all)")
+    parser.add_argument("--aspect", choices=ASPECT_POLICIES, help="resize policy (default squash)")
 
 
-def config_from_args(args: argparse.Namespace) -> PipelineConfig:
-    """Resolve a PipelineConfig: defaults < --config file < flags. Raises ConfigError."""
+def config_from_knobs(args: argparse.Namespace, paths: dict | None = None) -> PipelineConfig:
+    """Resolve a PipelineConfig: defaults < ``--config`` file < ``paths`` < knob flags.
+
+    Raises:
+      ConfigError: unreadable or invalid ``--config``, or invalid values (e.g. no FID threshold).
+    """
     data: dict = {}
     if args.config:
-        with open(args.config) as f:
-            data = json.load(f)
-    out = args.output_root
-    data.setdefault("pipeline_root", os.path.join(out, "pipeline"))
-    data.setdefault("metadata_path", os.path.join(out, "metadata.sqlite"))
-    data.setdefault("serving_dir", os.path.join(out, "serving"))
-    for flag, key in (("data_root", "data_root"), ("pipeline_root", "pipeline_root"),
-                      ("metadata_path", "metadata_path"), ("serving_dir", "serving_dir"),
-                      ("beam_mode", "beam_mode"), ("beam_workers", "beam_workers")):
-        if getattr(args, flag, None) is not None:
-            data[key] = getattr(args, flag)
+        try:
+            with open(args.config) as f:
+                data = json.load(f)
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"cannot read --config {args.config}: {e}") from e
+    data.update(paths or {})
     sections = {
         "train": {"epochs": args.epochs, "batch_size": args.batch_size,
                   "steps_per_epoch": args.steps_per_epoch},
@@ -96,6 +82,37 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
         return PipelineConfig.from_dict(data).validate()
     except TypeError as e:  # unknown top-level key in the --config file
         raise ConfigError(str(e)) from e
+
+
+def _add_run(subparsers) -> None:
+    p = subparsers.add_parser(
+        "run", help="run the whole pipeline locally (LocalDagRunner + Beam DirectRunner)",
+        description="Ingest photos, transform, train the DCGAN, score it with FID and push it if it "
+                    "passes the gate. Prints a summary at the end.")
+    p.add_argument("--data-root", default=DEFAULT_DATA_ROOT,
+                   help="crawl folder <root>/<category>/<image>, local or gs:// (default: bundled sample)")
+    p.add_argument("--output-root", default=DEFAULT_OUTPUT_ROOT,
+                   help="where pipeline root, metadata and serving dir go unless set one by one (default: %(default)s)")
+    p.add_argument("--pipeline-root", help="TFX pipeline root (default: OUTPUT_ROOT/pipeline)")
+    p.add_argument("--metadata-path", help="ML Metadata sqlite file (default: OUTPUT_ROOT/metadata.sqlite)")
+    p.add_argument("--serving-dir", help="where blessed generators are pushed (default: OUTPUT_ROOT/serving)")
+    p.add_argument("--beam-mode", choices=BEAM_MODES, help="DirectRunner mode (default in_memory)")
+    p.add_argument("--beam-workers", type=int, help="workers in multi_processing mode (default 2)")
+    add_pipeline_knobs(p)
+    p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    p.set_defaults(handler=_handle_run)
+
+
+def config_from_args(args: argparse.Namespace) -> PipelineConfig:
+    """The ``run`` config: output-root defaults, then the path flags, then the knobs. Raises ConfigError."""
+    out = args.output_root
+    paths = {"pipeline_root": os.path.join(out, "pipeline"),
+             "metadata_path": os.path.join(out, "metadata.sqlite"),
+             "serving_dir": os.path.join(out, "serving")}
+    for key in ("data_root", "pipeline_root", "metadata_path", "serving_dir", "beam_mode", "beam_workers"):
+        if getattr(args, key, None) is not None:
+            paths[key] = getattr(args, key)
+    return config_from_knobs(args, paths)
 
 
 def _handle_run(args: argparse.Namespace) -> int:

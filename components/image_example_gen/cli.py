@@ -31,7 +31,7 @@ def register(subparsers) -> None:
     p.add_argument("--max-rejected-fraction", type=float, default=None)
     p.add_argument("--max-pixels", type=int, default=None)
     p.add_argument("--allow-empty-categories", action="store_true")
-    p.set_defaults(func=run_check_data, handler=run_check_data)
+    p.set_defaults(handler=run_check_data)
 
 
 def run_check_data(args: argparse.Namespace) -> int:
@@ -57,16 +57,3 @@ def run_check_data(args: argparse.Namespace) -> int:
     print(ledger.format_table(report))
     print(f"ledger: {args.report}")
     return EXIT_OK if report["policy"]["passed"] else EXIT_POLICY_FAILED
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Standalone entry (``python -m components.image_example_gen.cli check-data ROOT``)."""
-    parser = argparse.ArgumentParser(prog="check-data")
-    sub = parser.add_subparsers(dest="command", required=True)
-    register(sub)
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
