@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
+import logging
 import math
 import os
 import tempfile
@@ -30,6 +31,8 @@ import numpy as np
 from components.fid_evaluator import extractors as extractors_lib
 from components.fid_evaluator import metrics as metrics_lib
 from trainer import features
+
+log = logging.getLogger(__name__)
 
 STATS_FORMAT_VERSION = 1
 DEFAULT_BATCH = 64
@@ -174,6 +177,24 @@ def stats_cache_key(examples_uri: str, files: list[tuple[str, int]], extractor, 
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
+class _Progress:
+    """Logs ``what: done/total images (rate)`` about every 10 % of the work, and at the end."""
+
+    def __init__(self, what: str, total: int | None):
+        self.what, self.total, self.done = what, total, 0
+        self.started = self.last = time.time()
+
+    def add(self, n: int) -> None:
+        self.done += n
+        now = time.time()
+        step_due = self.total and self.done * 10 // self.total != (self.done - n) * 10 // self.total
+        if step_due or (not self.total and now - self.last > 30):
+            self.last = now
+            rate = self.done / max(now - self.started, 1e-9)
+            total = f"/{self.total}" if self.total else ""
+            log.info("%s: %d%s images (%.1f img/s)", self.what, self.done, total, rate)
+
+
 def _atomic_write(path: str, write) -> None:
     """Call ``write(tmp_path)`` then rename onto ``path`` (same directory: atomic on POSIX)."""
     folder = os.path.dirname(path) or "."
@@ -206,10 +227,12 @@ def real_feature_stats(examples_uri: str, splits: list[str] | None, extractor, m
             return metrics_lib.FeatureStats.from_arrays(dict(data)), True, key, data["preview"]
     stats = metrics_lib.FeatureStats(extractor.feature_dim, keep_features=True)
     preview = []
+    progress = _Progress("real-image features", max_real or None)
     for batch in iter_real_images([p for p, _ in files], max_real, batch_size):
         if sum(len(b) for b in preview) < 32:
             preview.append(batch[:32])
         stats.update(extractor(batch))
+        progress.add(len(batch))
     if stats.count == 0:
         raise FileNotFoundError(f"no real images in {examples_uri} splits {splits or 'all'}")
     preview_arr = np.concatenate(preview)[:32]
@@ -284,8 +307,10 @@ def score_generator(model_dir: str, real: metrics_lib.FeatureStats, extractor, m
     except GenerationError as exc:
         return ScoreResult(nan, 0, f"generation failed: {exc}"), None
     fake = metrics_lib.FeatureStats(real.dim, keep_features=True)
+    progress = _Progress("generated-image features", len(images))
     for i in range(0, len(images), batch_size):
         fake.update(extractor(images[i:i + batch_size]))
+        progress.add(len(images[i:i + batch_size]))
     try:
         values = metrics_lib.compute_metrics(metric_names, real, fake, options)
     except metrics_lib.MetricError as exc:

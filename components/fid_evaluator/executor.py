@@ -10,7 +10,7 @@ import math
 import os
 from typing import Any
 
-from absl import logging
+import logging
 from tfx import types
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
@@ -18,6 +18,8 @@ from tfx.utils import io_utils, path_utils
 
 from components.fid_evaluator import constants as C
 from components.fid_evaluator import evaluate, gate
+
+log = logging.getLogger(__name__)
 
 
 def default_cache_dir(output_uri: str) -> str:
@@ -92,7 +94,7 @@ class Executor(base_executor.BaseExecutor):
         gate.write_validation_result(gate.validation_result(decision, threshold_proto), evaluation.uri)
         _set_blessing(blessing, decision.blessed, decision.reason, model, baseline, evaluation.uri,
                       gate_metric, value, threshold)
-        logging.info("FidEvaluator: %s (metrics %s, N_real=%d, N_gen=%d)", decision.reason,
+        log.info("FidEvaluator: %s (metrics %s, N_real=%d, N_gen=%d)", decision.reason,
                      result.metrics, result.n_real, result.n_gen)
 
 

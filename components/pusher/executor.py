@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from absl import logging
+import logging
 from tfx import types
 from tfx.components.pusher import executor as stock_executor
 from tfx.proto import pusher_pb2
@@ -23,6 +23,8 @@ from tfx.utils import io_utils, proto_utils
 
 from components.fid_evaluator import constants as fid_constants
 from components.pusher import publish
+
+log = logging.getLogger(__name__)
 
 
 EVALUATION_KEY = "evaluation"
@@ -70,9 +72,9 @@ class Executor(stock_executor.Executor):
         if metrics_path:
             extra[fid_constants.METRICS_FILE] = metrics_path
         else:
-            logging.warning("no evaluation input and no %s on the blessing; pushing without "
+            log.warning("no evaluation input and no %s on the blessing; pushing without "
                             "metrics.json", fid_constants.EVALUATION_URI_PROPERTY)
         serving_path, version = publish.publish(model_path, destination.filesystem.base_directory, extra)
         io_utils.copy_dir(model_path, model_push.uri)  # archive copy, as the stock Pusher does
         self._MarkPushed(model_push, pushed_destination=serving_path, pushed_version=version)
-        logging.info("Model pushed atomically to %s.", serving_path)
+        log.info("Model pushed atomically to %s.", serving_path)
