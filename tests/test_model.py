@@ -152,3 +152,23 @@ def test_two_logical_cpus_equal_one_device():
         np.testing.assert_allclose(r["m2"][k], r["m1"][k], rtol=1e-4, atol=1e-6)
     assert r["moved"] > 1e-4                           # the step changed the weights (SGD deltas)
     assert r["max_weight_diff"] <= 1e-3 * r["moved"]   # and both set-ups changed them the same way
+
+
+def test_bce_matches_keras_sigmoid_bce_and_stays_bounded_for_smoothed_targets():
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from trainer.model import bce_with_logits
+
+    logits = tf.constant([[-30.0], [-2.0], [0.0], [3.0], [40.0]])
+    targets = tf.constant([[0.0], [1.0], [1.02], [1.05], [1.05]])
+    keras_bce = keras.losses.BinaryCrossentropy(reduction=None)
+    expected = keras_bce(targets, tf.sigmoid(logits)).numpy().reshape(-1)
+    ours = bce_with_logits(targets, logits).numpy()
+    np.testing.assert_allclose(ours[:4], expected[:4], rtol=1e-4, atol=1e-5)
+    # Saturated: Keras clips at float32(1 - 1e-7) = 1 - 1.19e-7, so the two differ by ~1 % there.
+    np.testing.assert_allclose(ours[4], expected[4], rtol=2e-2)
+    # Targets above 1 with an ever larger real logit: the loss must not fall without bound.
+    huge = bce_with_logits(tf.constant([[1.05]]), tf.constant([[1e4]])).numpy()[0]
+    assert huge >= -0.05 * np.log(1e7) - 1e-4

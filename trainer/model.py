@@ -20,6 +20,8 @@ smoothing of the real targets, Adam with D 1e-4 / G 3e-4 and beta_1 0.5 (set in 
 """
 from __future__ import annotations
 
+import math
+
 import keras
 import tensorflow as tf
 
@@ -146,13 +148,25 @@ def real_targets(batch: int, mode: str, uniform: tf.Tensor | None = None) -> tf.
     raise ValueError(f"label smoothing must be one of {SMOOTHING_MODES}, got {mode!r}")
 
 
+#: Keras's ``epsilon()``: its BinaryCrossentropy clips probabilities to [eps, 1 - eps].
+KERAS_EPSILON = 1e-7
+
+
 def bce_with_logits(targets: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
     """Per-example binary cross-entropy, float32 [N] from targets and logits of shape [N, 1].
 
-    ``max(x, 0) - x * z + log(1 + exp(-|x|))`` (tf.nn.sigmoid_cross_entropy_with_logits); valid for
-    targets above 1 too, which "uniform" smoothing produces.
+    Computes what the seed's ``sigmoid`` output + ``keras.losses.BinaryCrossentropy`` computes:
+    ``-(t log p + (1 - t) log(1 - p))`` with p = sigmoid(x) clipped to [1e-7, 1 - 1e-7], in log
+    space for stability. The clip matters: "uniform" smoothing gives real targets t > 1, and then
+    the unclipped loss ``(t - 1) log(1 - p)`` is unbounded below — the discriminator can lower it
+    forever by pushing real logits to +inf (seen here: d_loss -5 after 3 epochs, generator stalled).
+    With the clip the loss is bounded (>= -0.05 * log(1e7) ≈ -0.81) exactly as in the seed.
     """
-    return tf.reshape(tf.nn.sigmoid_cross_entropy_with_logits(labels=targets, logits=logits), [-1])
+    logits = tf.cast(logits, tf.float32)
+    lo, hi = math.log(KERAS_EPSILON), math.log1p(-KERAS_EPSILON)
+    log_p = tf.clip_by_value(tf.math.log_sigmoid(logits), lo, hi)
+    log_not_p = tf.clip_by_value(tf.math.log_sigmoid(-logits), lo, hi)
+    return tf.reshape(-(targets * log_p + (1.0 - targets) * log_not_p), [-1])
 
 
 def _replica_info() -> tuple[tf.Tensor | int, int]:
