@@ -7,14 +7,18 @@
 2. decode_limit_img_s_per_core: a single-core Pillow loop on those files: ``draft`` (DCT-scaled
    decode) + BILINEAR resize to 64x64 — the fastest plausible decode-and-resize.
 3. ingest_transform_img_s_per_core: our ImageExampleGen ingestion (DirectRunner in_memory) followed
-   by tf.Transform's AnalyzeAndTransformDataset with trainer.preprocessing.preprocessing_fn,
-   writing transformed TFRecords; images / CPU seconds of this process (CPU time, since TF
-   may use more than one thread). peak_rss_mb is the process's peak RSS after the ingest step.
+   by tf.Transform with trainer.preprocessing.preprocessing_fn the way TFX 1.21's stock Transform
+   executor runs it (tfx/components/transform/executor.py): ``AnalyzeDataset`` then
+   ``TransformDataset(output_record_batches=True)``, tfx_bsl's ``RecordBatchToExamplesEncoder``
+   and ``WriteToTFRecord(file_name_suffix=".gz")`` (gzip at zlib's default level, as TFX writes);
+   images / CPU seconds of this process (CPU time, since TF may use more than one thread). The
+   stock executor's optional TFDV statistics are not included. peak_rss_mb is the process's
+   peak RSS after the ingest step (imports included).
 4. seed_loader_img_s: the seed's ``keras.utils.image_dataset_from_directory(image_size=(64, 64),
    batch_size=32)`` + scaling to [-1, 1], one pass (wall clock).
-5. train_input_img_s: one pass over our transformed TFRecords the way a trainer reads them
-   (gzip TFRecordDataset, batch 32, parse float32 [64,64,3] + label, prefetch), wall clock;
-   train_input_cached_img_s: a later epoch with the parsed tensors cached in memory.
+5. train_input_img_s: the first epoch of ``trainer.run_fn.make_image_dataset_fn`` (the trainer's
+   own input pipeline: read, parse, check, fill the cache, shuffle, batch 32) over the
+   transformed TFRecords, wall clock; train_input_cached_img_s: a later epoch (from the cache).
 
 Numbers are only comparable within one run on one machine (shared cores: expect noise).
 """
@@ -72,11 +76,13 @@ def ingest_and_transform(root: str, work: str) -> dict:
     import tensorflow_transform.beam as tft_beam
     from google.protobuf import text_format
     from tensorflow_metadata.proto.v0 import schema_pb2
+    import tensorflow as tf
+    from tfx_bsl.coders.example_coder import RecordBatchToExamplesEncoder
     from tfx_bsl.public import tfxio
 
     from components.image_example_gen import beam_ingest
     from pipeline.config import IngestConfig
-    from trainer import preprocessing
+    from trainer import features, preprocessing
 
     cpu0, wall0 = _cpu(), time.time()
     report = beam_ingest.run_ingestion(root, IngestConfig(), os.path.join(work, "report.json"),
@@ -91,16 +97,26 @@ def ingest_and_transform(root: str, work: str) -> dict:
     def fn(inputs):
         return preprocessing.preprocessing_fn(inputs, config)
 
+    transformed_schema = tft.DatasetMetadata.from_feature_spec({
+        features.IMAGE_KEY: tf.io.FixedLenFeature(list(features.IMAGE_SHAPE), tf.float32),
+        features.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64)}).schema
+
+    def encode(batch_and_passthrough):
+        # What TFX's TransformProcessor._RecordBatchToExamplesFn does with each output batch.
+        return RecordBatchToExamplesEncoder(transformed_schema).encode(batch_and_passthrough[0])
+
     cpu1, wall1 = _cpu(), time.time()
     with beam.Pipeline(argv=beam_ingest.beam_options("in_memory")) as p:
-        with tft_beam.Context(temp_dir=os.path.join(work, "tft_tmp")):
+        with tft_beam.Context(temp_dir=os.path.join(work, "tft_tmp"), use_deep_copy_optimization=True):
             raw = p | "Read" >> source.BeamSource()
-            (transformed, metadata), _ = ((raw, source.TensorAdapterConfig())
-                                          | tft_beam.AnalyzeAndTransformDataset(fn))
-            coder = tft.coders.ExampleProtoCoder(metadata.schema)
-            _ = (transformed | "Encode" >> beam.Map(coder.encode)
+            dataset = (raw, source.TensorAdapterConfig())
+            transform_fn = dataset | tft_beam.AnalyzeDataset(fn)
+            transformed, _ = ((dataset, transform_fn)
+                              | tft_beam.TransformDataset(output_record_batches=True))
+            _ = (transformed | "Encode" >> beam.FlatMap(encode)
                  | "Write" >> beam.io.WriteToTFRecord(os.path.join(work, "transformed", "part"),
                                                       file_name_suffix=".gz"))
+            _ = transform_fn | tft_beam.WriteTransformFn(os.path.join(work, "transform_fn"))
     cpu_tft, wall_tft = _cpu() - cpu1, time.time() - wall1
     n = report["counts_by_status"]["ingested"]
     stored = {}
@@ -122,28 +138,20 @@ def seed_loader(root: str) -> tuple[int, float]:
     return n, time.time() - t0
 
 
-def train_input(work: str) -> tuple[int, float]:
-    import tensorflow as tf
+def train_input(work: str) -> tuple[int, float, float]:
+    """(images per epoch, first-epoch seconds, later-epoch seconds) of the trainer's pipeline."""
+    import tensorflow_transform as tft
 
-    from trainer import features
-    spec = {features.IMAGE_KEY: tf.io.FixedLenFeature([64, 64, 3], tf.float32),
-            features.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64)}
-    files = sorted(glob.glob(os.path.join(work, "transformed", "*.gz")))
-    ds = (tf.data.TFRecordDataset(files, compression_type="GZIP", num_parallel_reads=tf.data.AUTOTUNE)
-          .batch(32).map(lambda x: tf.io.parse_example(x, spec), num_parallel_calls=tf.data.AUTOTUNE)
-          .prefetch(tf.data.AUTOTUNE))
-    t0, n = time.time(), 0
-    for batch in ds:
-        n += int(batch[features.IMAGE_KEY].shape[0])
-    first = time.time() - t0
-    # Later epochs: the 64x64 float tensors cached in memory (~48 KB each), as a trainer can.
-    cached = ds.unbatch().cache().batch(32).prefetch(tf.data.AUTOTUNE)
-    for _ in cached:
-        pass
-    t1 = time.time()
-    for _ in cached:
-        pass
-    return n, first, time.time() - t1
+    from trainer.run_fn import make_image_dataset_fn
+    spec = tft.TFTransformOutput(os.path.join(work, "transform_fn")).transformed_feature_spec()
+    dataset_fn = make_image_dataset_fn(os.path.join(work, "transformed", "*.gz"), spec, batch_size=32)
+    times = []
+    for epoch in range(2):
+        t0, n = time.time(), 0
+        for batch in dataset_fn(epoch):
+            n += int(batch.shape[0])
+        times.append(time.time() - t0)
+    return n, times[0], times[1]
 
 
 def main() -> int:
@@ -170,6 +178,8 @@ def main() -> int:
         "train_input_img_s": round(train_rate, 2),
         "train_input_cached_img_s": round(n_train / wall_cached, 2),
         "peak_rss_mb": round(ing["peak_rss_mb"], 1),
+        "ingest_img_s_per_core": round(ing["n"] / ing["cpu_ingest_s"], 2),
+        "transform_img_s_per_core": round(ing["n"] / ing["cpu_transform_s"], 2),
         "ingest_cpu_s": round(ing["cpu_ingest_s"], 2), "ingest_wall_s": round(ing["wall_ingest_s"], 2),
         "transform_cpu_s": round(ing["cpu_transform_s"], 2), "transform_wall_s": round(ing["wall_transform_s"], 2),
         "stored_examples_mb": round(ing["stored_mb"], 2),

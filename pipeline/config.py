@@ -47,6 +47,10 @@ class IngestConfig:
     # Added by the data-path work: images with a side below this many pixels are rejected as
     # "too_small" (shop crawls hold 1x1 tracking pixels and icons).
     min_side: int = 8
+    # Added by the data-path speed work: JPEGs are decoded once at ingestion, DCT-downscaled
+    # (libjpeg 1/2, 1/4, 1/8) to the smallest size whose short side stays >= this, and stored as
+    # lossless PNG of those pixels; 0 stores JPEGs at full size (original bytes when possible).
+    jpeg_store_min_side: int = features.IMAGE_SIZE
 
     def validate(self) -> None:
         if not 0 <= self.eval_percent < 100:
@@ -57,6 +61,9 @@ class IngestConfig:
             raise ConfigError(f"ingest.background must be three ints in 0-255, got {self.background}")
         if self.max_pixels < 1 or self.min_side < 1:
             raise ConfigError("ingest.max_pixels and ingest.min_side must be >= 1")
+        if self.jpeg_store_min_side < 0:
+            raise ConfigError(f"ingest.jpeg_store_min_side must be >= 0 (0: full size), "
+                              f"got {self.jpeg_store_min_side}")
 
 
 @dataclass(frozen=True)

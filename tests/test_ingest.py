@@ -43,6 +43,40 @@ def test_plain_jpeg_is_stored_as_original_bytes():
     assert (out.height, out.width) == (96, 128)
 
 
+def test_large_jpeg_is_stored_dct_downscaled():
+    """606x875 (the benchmark's size): decoded once at 1/8 (not 1/4: Pillow's draft request must
+    be side // 8) and stored as an uncompressed PNG; store_min_side=0 keeps the original bytes."""
+    data = encode(photo_array(7, 875, 606), "JPEG", quality=90)
+    out = ingest.normalize_image(data, OPTS)
+    assert out.format == "png" and not out.passthrough and (out.height, out.width) == (110, 76)
+    assert len(out.encoded) > 3 * 110 * 76                    # pixels stored, not deflated
+    with Image.open(io.BytesIO(data)) as im:
+        im.draft("RGB", (76, 110))                           # ceil(side / 8) lands on 1/4
+        assert im.size == (152, 219)
+    with Image.open(io.BytesIO(data)) as im:
+        im.draft("RGB", (606 // 8, 875 // 8))                # side // 8 gives 1/8
+        ref = np.asarray(im.convert("RGB"))
+    assert ref.shape == (110, 76, 3)
+    np.testing.assert_array_equal(_decoded(out), ref)
+    full = ingest.normalize_image(data, ingest.DecodeOptions(store_min_side=0))
+    assert full.passthrough and full.encoded == data and (full.height, full.width) == (875, 606)
+    # A truncated large JPEG is still caught by the scaled decode.
+    bad = ingest.normalize_image(data[: len(data) // 2], OPTS)
+    assert isinstance(bad, ingest.Rejection) and bad.reason == "truncated"
+
+
+def test_uncompressed_png_writer():
+    a = np.ascontiguousarray(photo_array(8, 24, 30)[:7, :5])   # odd sizes: row padding
+    png = ingest.encode_png_uncompressed(a)
+    with Image.open(io.BytesIO(png)) as im:
+        assert im.format == "PNG" and im.mode == "RGB"
+        np.testing.assert_array_equal(np.asarray(im), a)
+    with pytest.raises(ValueError):
+        ingest.encode_png_uncompressed(a.astype(np.float32))
+    with pytest.raises(ValueError):
+        ingest.encode_png_uncompressed(a[..., :2])
+
+
 def test_png_roundtrip_is_lossless():
     a = photo_array(2)
     out = ingest.normalize_image(encode(a, "PNG"), OPTS)

@@ -41,12 +41,32 @@ def test_jpeg_ratio_python_and_tensor_agree():
                 == preprocessing.jpeg_ratio(h, w, 64)
 
 
-def test_dct_scaled_decode_is_close_to_full_decode(sample_photos):
-    """DCT scaling (ratio 4 on ~400x533 photos) vs full decode + the same resize: small difference."""
+def test_dct_store_scale_matches_transform_ratio():
+    """Ingestion stores JPEGs at the scale Transform's own JPEG path would decode them at."""
+    for h in (20, 64, 127, 128, 129, 255, 256, 505, 511, 512, 513, 875, 2000):
+        for w in (64, 300, 606, 4000):
+            assert ingest.dct_store_scale(w, h, SIZE) == preprocessing.jpeg_ratio(h, w, SIZE), (h, w)
+    assert ingest.dct_store_scale(606, 875, 0) == 1
+
+
+def test_stored_dct_pixels_equal_tensorflow_scaled_decode(sample_photos):
+    """Pillow's draft at ingestion == TF decode_jpeg(ratio=k, INTEGER_ACCURATE), bit for bit, so
+    storing the DCT-downscaled pixels changes nothing downstream; and it stays close to a full
+    decode + the same resize."""
     for _, data in sample_photos:
         s = _stored(data)
-        assert s.passthrough and preprocessing.jpeg_ratio(s.height, s.width, SIZE) >= 2
-        fast = _transform([s])[0]
+        width, height = Image.open(io.BytesIO(data)).size
+        k = preprocessing.jpeg_ratio(height, width, SIZE)
+        assert s.format == "png" and not s.passthrough and k >= 2
+        stored = ingest.decode_stored(s)
+        tf_scaled = tf.io.decode_jpeg(data, channels=3, ratio=k, dct_method="INTEGER_ACCURATE").numpy()
+        assert stored.shape == tf_scaled.shape
+        np.testing.assert_array_equal(stored, tf_scaled)
+        # Same tensor as Transform's own JPEG path on the original bytes (stored at full size).
+        original = ingest.normalize_image(data, ingest.DecodeOptions(store_min_side=0))
+        assert original.passthrough and original.encoded == data
+        fast, via_jpeg = _transform([s, original])
+        np.testing.assert_array_equal(fast, via_jpeg)
         full = tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE")
         slow = preprocessing.resize_image(full, SIZE, "squash").numpy() / 127.5 - 1
         diff = np.abs(fast - slow) * 127.5          # in uint8 levels
