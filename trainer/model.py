@@ -291,7 +291,10 @@ class DCGAN(keras.Model):
             d_loss = d_sum / (2.0 * global_f)
             with tape.stop_recording():
                 self.d_optimizer.apply(tape.gradient(d_loss, d_vars), d_vars)
-            g_logits = self.discriminator(fakes, training=True)
+            # The fakes go through D inside the same fakes+reals batch as in the D update: with
+            # BatchNorm in D, a fakes-only batch gets its own statistics, which make fakes look real
+            # to D (seen here: g_loss 0.0000 from epoch 1, generator without gradient).
+            g_logits = self.discriminator(tf.concat([fakes, real], axis=0), training=True)[:local_b]
             g_loss = tf.reduce_sum(bce_with_logits(tf.ones([local_b, 1]), g_logits)) / global_f
         self.g_optimizer.apply(tape.gradient(g_loss, g_vars), g_vars)
         del tape

@@ -39,7 +39,9 @@ def seed_train_step(generator: keras.Model, discriminator: keras.Model,
     d_vars = discriminator.trainable_variables
     d_optimizer.apply(tape.gradient(d_loss, d_vars), d_vars)
     with tf.GradientTape() as tape:
-        logits = discriminator(generator(noise_g, training=True), training=True)  # forward no. 2
+        # Forward no. 2; fakes scored inside a fakes+reals batch, as trainer.model does (its BatchNorm note).
+        logits = discriminator(tf.concat([generator(noise_g, training=True), real], axis=0),
+                               training=True)[:batch]
         g_loss = tf.reduce_mean(bce_with_logits(tf.ones([batch, 1]), logits))
     g_vars = generator.trainable_variables
     g_optimizer.apply(tape.gradient(g_loss, g_vars), g_vars)
