@@ -4,9 +4,8 @@
 ``handler``: handler(args) -> exit code. TensorFlow is imported lazily inside the handlers so
 ``--help`` stays fast.
 
-Image folders are decoded with PIL (any size, any format PIL reads, recursively), converted to RGB
-and resized to 64x64 with PIL LANCZOS, squashing the aspect ratio (the pipeline's default
-``aspect="squash"``; this CLI does not yet share the Transform graph's exact resize kernel).
+Image folders (any size, any format the pipeline accepts, recursively) go through the pipeline's
+own ingestion and Transform functions, so they are scored exactly as ingested images would be.
 """
 from __future__ import annotations
 
@@ -16,7 +15,6 @@ import os
 
 import numpy as np
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
 def register(subparsers) -> None:
@@ -57,32 +55,46 @@ def is_generator_dir(path: str) -> bool:
             or os.path.isfile(os.path.join(path, "Format-Serving", "saved_model.pb")))
 
 
-def load_folder_images(folder: str, limit: int = 0) -> tuple[np.ndarray, list[str]]:
-    """Decode every image under ``folder`` (sorted, recursive) to uint8 [N, 64, 64, 3].
+def load_folder_images(folder: str, limit: int = 0, aspect: str = "squash") -> tuple[np.ndarray, list[str]]:
+    """Images under ``folder`` (sorted, recursive) through the pipeline's own preprocessing.
 
-    Returns (images, rejected) where ``rejected`` lists "path: reason" for files PIL cannot read
-    (reported in the output, never dropped silently). limit > 0 keeps the first ``limit`` images.
-    Raises ValueError if no image could be read.
+    Each file goes through ImageExampleGen's ``normalize_image`` (format sniffed from the bytes,
+    EXIF, alpha, CMYK…) and then the Transform graph's ``images_from_bytes`` (same decode, resize
+    filter and aspect policy), then the same uint8 quantiser: a folder is scored exactly as the
+    pipeline would have ingested it.
+    Returns:
+      (uint8 [N, 64, 64, 3], rejected) where ``rejected`` lists "path: reason" for files ingestion
+      rejects (reported in the output, never dropped silently). limit > 0 keeps the first ``limit``.
+    Raises:
+      ValueError: no image under ``folder`` could be used.
     """
-    from PIL import Image
+    import tensorflow as tf
 
-    from trainer import features
+    from components.image_example_gen import ingest
+    from trainer import features, preprocessing
 
-    paths = sorted(os.path.join(d, f) for d, _, files in os.walk(folder) for f in files
-                   if f.lower().endswith(IMAGE_SUFFIXES))
-    images, rejected = [], []
+    paths = sorted(os.path.join(d, f) for d, _, files in os.walk(folder) for f in files)
+    accepted, rejected = [], []
     for path in paths:
-        if limit and len(images) >= limit:
+        if limit and len(accepted) >= limit:
             break
-        try:
-            with Image.open(path) as image:
-                image = image.convert("RGB").resize((features.IMAGE_SIZE, features.IMAGE_SIZE), Image.LANCZOS)
-                images.append(np.asarray(image, dtype=np.uint8))
-        except (OSError, ValueError) as exc:
-            rejected.append(f"{path}: {exc}")
-    if not images:
-        raise ValueError(f"no readable images under {folder}")
-    return np.stack(images), rejected
+        with open(path, "rb") as f:
+            result = ingest.normalize_image(f.read())
+        if isinstance(result, ingest.Rejection):
+            rejected.append(f"{path}: {result.reason}")
+        else:
+            accepted.append(result)
+    if not accepted:
+        raise ValueError(f"no usable images under {folder} ({len(rejected)} rejected)")
+    images = []
+    for i in range(0, len(accepted), 64):  # bounded memory per decode batch
+        chunk = accepted[i:i + 64]
+        pixels = preprocessing.images_from_bytes(
+            tf.constant([a.encoded for a in chunk]), tf.constant([a.format for a in chunk]),
+            tf.constant([a.height for a in chunk]), tf.constant([a.width for a in chunk]),
+            aspect=aspect)
+        images.append(features.to_uint8(pixels.numpy()))
+    return np.concatenate(images), rejected
 
 
 def _images_from(path: str, num: int, seed: int) -> tuple[np.ndarray, dict]:
