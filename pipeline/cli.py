@@ -117,6 +117,8 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
 
 def _handle_run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
+    if "://" not in config.data_root and not os.path.isdir(config.data_root):
+        raise ConfigError(f"--data-root {config.data_root} is not a folder (expected <root>/<category>/<image>)")
     if args.dry_run:
         print(config.to_json())
         return EXIT_OK
@@ -130,7 +132,7 @@ def _handle_run(args: argparse.Namespace) -> int:
         run_id = run_local(config)
     except Exception as e:  # a component failed: say which and where the logs are
         print(f"dcgan-tfx: pipeline failed: {type(e).__name__}: {e}", file=sys.stderr)
-        print("  rerun with --verbose for component logs", file=sys.stderr)
+        print("  rerun with --verbose (dcgan-tfx --verbose run …) for component logs", file=sys.stderr)
         return EXIT_FAILED
     from pipeline.report import write_report
 
@@ -160,13 +162,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    quiet_logs(args.verbose)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # --verbose is accepted before or after the subcommand.
+    verbose = "--verbose" in argv
+    argv = [a for a in argv if a != "--verbose"]
+    args = build_parser().parse_args(argv)
+    quiet_logs(verbose)
     try:
         return args.handler(args)
     except ConfigError as e:
         print(f"dcgan-tfx: configuration error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except (FileNotFoundError, NotADirectoryError, ValueError) as e:
+        # Bad input the handler could not use (missing file, wrong array shape, unknown metric…).
+        if verbose:
+            raise
+        print(f"dcgan-tfx {args.command}: {e}", file=sys.stderr)
         return EXIT_USAGE
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -145,6 +146,10 @@ class EvalConfig:
         if self.threshold is None:
             raise ConfigError("eval.threshold is required (e.g. --fid-threshold 50): "
                               "without it the gate cannot decide whether to push")
+        if not (isinstance(self.threshold, (int, float)) and math.isfinite(self.threshold)
+                and self.threshold >= 0):
+            raise ConfigError(f"eval.threshold must be a finite number >= 0 (FID and KID are >= 0), "
+                              f"got {self.threshold!r}")
         if self.gate_metric not in self.metrics:
             raise ConfigError(f"eval.gate_metric {self.gate_metric!r} is not in eval.metrics {self.metrics}")
         if self.num_generated < 2:

@@ -30,12 +30,12 @@ def _svg_curves(history: list[dict[str, Any]], keys: tuple[str, ...], title: str
     values = [v for pts in series.values() for _, v in pts]
     if not values:
         return ""
-    w, h, pad = 480, 200, 30
+    w, h, pad, legend = 480, 200, 30, 90
     lo, hi = min(values), max(values)
     span = (hi - lo) or 1.0
     n = max(len(history) - 1, 1)
     colours = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
-    parts = [f'<svg class="chart" width="{w}" height="{h}" role="img" aria-label="{html.escape(title)}">',
+    parts = [f'<svg class="chart" width="{w + legend}" height="{h}" role="img" aria-label="{html.escape(title)}">',
              f'<text x="{pad}" y="14" font-size="12">{html.escape(title)}</text>',
              f'<text x="2" y="{pad}" font-size="10">{hi:.3g}</text>',
              f'<text x="2" y="{h - pad}" font-size="10">{lo:.3g}</text>']
@@ -45,7 +45,7 @@ def _svg_curves(history: list[dict[str, Any]], keys: tuple[str, ...], title: str
         coords = " ".join(f"{pad + (w - 2 * pad) * i / n:.1f},{h - pad - (h - 2 * pad) * (v - lo) / span:.1f}"
                           for i, v in pts)
         parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{coords}"/>')
-        parts.append(f'<text x="{w - 110}" y="{16 + 14 * list(series).index(key)}" font-size="11" '
+        parts.append(f'<text x="{w + 4}" y="{pad + 14 * list(series).index(key)}" font-size="11" '
                      f'fill="{colour}">{html.escape(key)}</text>')
     parts.append("</svg>")
     return "".join(parts)
@@ -74,7 +74,7 @@ def render_html(facts: dict[str, Any], node_times: dict[str, tuple[str, float]])
            "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 8px;"
            "text-align:right}th{background:#f3f3f3}.grids img{margin:2px;image-rendering:pixelated}"
            ".verdict{font-size:1.4em;font-weight:bold}.blessed{color:#1a7f37}.not-blessed{color:#b42318}"
-           "pre{background:#f7f7f7;padding:.5em}</style></head><body>",
+           "pre{background:#f7f7f7;padding:.5em;white-space:pre-wrap;overflow-wrap:anywhere}</style></head><body>",
            f"<h1>dcgan-tfx run <code>{html.escape(facts['run_id'])}</code></h1>"]
     # The decision first: it is what a reader opens the report for.
     bl = facts.get("blessing", {})
@@ -101,7 +101,7 @@ def render_html(facts: dict[str, Any], node_times: dict[str, tuple[str, float]])
         out.append(f"<p>Protocol: <code>{html.escape(str(ev.get('protocol', '')))}</code></p>")
     samples = os.path.join(facts.get("evaluation_dir", ""), "samples.png")
     if facts.get("evaluation_dir") and os.path.exists(samples):
-        out.append("<h3>Real (left) versus generated (right)</h3>" + _img(samples, "real versus generated"))
+        out.append("<h3>Real (top rows) versus generated (bottom rows)</h3>" + _img(samples, "real versus generated"))
 
     tr = facts.get("training", {})
     history = tr.get("history", [])

@@ -85,7 +85,7 @@ def format_summary(facts: dict[str, Any]) -> str:
             counts.get("skipped", 0), facts.get("ingestion_report_path")))
     tr = facts.get("training", {})
     if tr:
-        lines.append("trained %s epochs, %s steps; final d_loss %s, g_loss %s" % (
+        lines.append("trained %s epoch(s), %s steps; final d_loss %s, g_loss %s" % (
             tr.get("epochs_completed", tr.get("epochs")), tr.get("steps"),
             _short(tr.get("final", {}).get("d_loss")), _short(tr.get("final", {}).get("g_loss"))))
         for warning in tr.get("warnings", []):

@@ -37,3 +37,25 @@ def test_fid_scores_folders_through_the_pipeline_preprocessing(tmp_path, capsys)
     assert cli.main(["fid", str(real), str(real), "--extractor", "downsample-8x8"]) == 0
     same = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert abs(same["metrics"]["fid"]) < 1e-3 < result["metrics"]["fid"]
+
+
+@pytest.mark.parametrize("threshold", ["nan", "-5", "inf"])
+def test_threshold_must_be_finite_and_non_negative(threshold, capsys):
+    assert cli.main(["run", "--fid-threshold", threshold, "--dry-run"]) == cli.EXIT_USAGE
+    assert "threshold must be a finite number" in capsys.readouterr().err
+
+
+def test_missing_inputs_are_usage_errors_not_tracebacks(tmp_path, capsys):
+    assert cli.main(["run", "--data-root", str(tmp_path / "nope"), "--fid-threshold", "50"]) == cli.EXIT_USAGE
+    assert "is not a folder" in capsys.readouterr().err
+    assert cli.main(["run", "--config", str(tmp_path / "nope.json"), "--fid-threshold", "50",
+                     "--dry-run"]) == cli.EXIT_USAGE
+    assert "cannot read --config" in capsys.readouterr().err
+    assert cli.main(["features", str(tmp_path / "nope.npy"), str(tmp_path / "out.npy")]) == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith("dcgan-tfx features:") and "Traceback" not in err
+
+
+def test_verbose_is_accepted_after_the_subcommand(capsys):
+    assert cli.main(["run", "--verbose", "--fid-threshold", "50", "--dry-run"]) == 0
+    assert '"threshold": 50.0' in capsys.readouterr().out

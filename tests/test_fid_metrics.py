@@ -114,6 +114,9 @@ def test_kid_sanity():
     far_mean, _ = metrics.kernel_inception_distance(x, far, num_subsets=20, subset_size=100)
     assert abs(same_mean) < 3 * same_std + 1e-3     # unbiased: ~0 for the same distribution
     assert far_mean > 10 * max(abs(same_mean), same_std)
+    # Subsets that are the whole of both sets are permutations: no spread to report.
+    whole_mean, whole_std = metrics.kernel_inception_distance(x[:50], y[:50], num_subsets=5, subset_size=100)
+    assert math.isnan(whole_std) and math.isfinite(whole_mean)
     # Unbiased MMD^2 against a brute-force double loop on a tiny case.
     a, b = rng.normal(size=(4, 3)), rng.normal(size=(5, 3))
     k = lambda u, v: (u @ v / 3 + 1) ** 3

@@ -100,7 +100,7 @@ def test_check_data_cli(tmp_path, capsys):
     with open(report) as f:
         assert json.load(f)["policy"]["passed"]
     args = parser.parse_args(["check-data", str(tmp_path / "missing"), "--report", report])
-    assert args.handler(args) == cli.EXIT_BAD_INPUT
+    assert args.handler(args) == cli.EXIT_BAD_INPUT == 2
 
 
 @pytest.mark.slow

@@ -243,6 +243,8 @@ def kernel_inception_distance(real: np.ndarray, fake: np.ndarray, num_subsets: i
       seed: subsets are drawn without replacement from ``numpy.random.default_rng(seed)``.
     Returns:
       (mean, std) in kernel units (the kernel is dimensionless); mean may be slightly < 0.
+      std is NaN when every subset is the whole of both sets (N_real, N_fake <= subset_size):
+      the subsets are then permutations of one another and their spread says nothing.
     Raises:
       MetricError: fewer than 2 rows on a side, dimension mismatch, non-finite values.
     """
@@ -261,6 +263,8 @@ def kernel_inception_distance(real: np.ndarray, fake: np.ndarray, num_subsets: i
         mmd2_unbiased(real[rng.choice(len(real), m, replace=False)],
                       fake[rng.choice(len(fake), m, replace=False)])
         for _ in range(num_subsets)])
+    if m >= len(real) and m >= len(fake):
+        return float(values.mean()), math.nan
     return float(values.mean()), float(values.std())
 
 

@@ -9,8 +9,8 @@ import argparse
 import sys
 
 EXIT_OK = 0
-EXIT_POLICY_FAILED = 2
-EXIT_BAD_INPUT = 3
+EXIT_POLICY_FAILED = 1  # the check ran and the crawl fails the policy
+EXIT_BAD_INPUT = 2      # as every dcgan-tfx command: bad usage or input, nothing ran
 
 
 def register(subparsers) -> None:
