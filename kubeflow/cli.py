@@ -93,7 +93,9 @@ def vertex_config_from_args(args: argparse.Namespace) -> VertexConfig:
             temp_location=args.dataflow_temp_location, use_pipeline_image=not args.dataflow_pip_install,
             network=args.network, subnetwork=args.subnetwork, no_public_ips=args.no_public_ips),
         training=TrainingConfig(
-            use_vertex=not args.train_in_pipeline_step, machine_type=args.train_machine_type,
+            # kubeflow: the Trainer always runs in its pipeline step (no Vertex custom job).
+            use_vertex=args.target == "vertex" and not args.train_in_pipeline_step,
+            machine_type=args.train_machine_type,
             accelerator_type=args.gpu_type, accelerator_count=args.gpu_count,
             worker_count=args.train_workers, boot_disk_size_gb=args.train_boot_disk_gb),
         evaluator_cpu=args.evaluator_cpu, evaluator_memory_gb=args.evaluator_memory_gb,

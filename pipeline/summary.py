@@ -37,6 +37,9 @@ def collect(record: RunRecord) -> dict[str, Any]:
         ledger = _read_json(os.path.join(report.uri, "ingestion_report.json")) or {}
         facts["ingestion"] = {k: v for k, v in ledger.items() if k != "files"}
         facts["ingestion_report_path"] = os.path.join(report.uri, "ingestion_report.json")
+    graph = record.output(TRANSFORM, "transform_graph")
+    if graph:
+        facts["analyzers"] = analyzer_outputs(graph.uri)
     run = record.output(TRAINER, "model_run")
     if run:
         facts["training"] = _read_json(os.path.join(run.uri, "training_summary.json")) or {}
@@ -54,6 +57,17 @@ def collect(record: RunRecord) -> dict[str, Any]:
     if pushed:
         facts["push"] = dict(pushed.properties)
     return facts
+
+
+def analyzer_outputs(transform_graph_uri: str) -> dict[str, Any]:
+    """Transform's analyzer results (per-channel mean/std, category counts), or ``{"error": …}``."""
+    try:
+        import tensorflow_transform as tft
+
+        from trainer.preprocessing import read_analyzer_outputs
+        return read_analyzer_outputs(tft.TFTransformOutput(transform_graph_uri))
+    except (ValueError, OSError) as e:  # an older graph or a missing asset: say so, do not fail the summary
+        return {"error": str(e)}
 
 
 def metric_lines(evaluation: dict[str, Any]) -> list[str]:
@@ -83,6 +97,10 @@ def format_summary(facts: dict[str, Any]) -> str:
         lines.append("ingested %s, rejected %s, duplicates %s, skipped %s (ledger: %s)" % (
             counts.get("ingested", 0), counts.get("rejected", 0), counts.get("duplicate", 0),
             counts.get("skipped", 0), facts.get("ingestion_report_path")))
+    an = facts.get("analyzers", {})
+    if "channel_mean" in an:
+        lines.append("transformed images: per-channel mean %s, std %s (range [-1, 1]); %d categories" % (
+            _triple(an["channel_mean"]), _triple(an["channel_std"]), len(an.get("category_counts", {}))))
     tr = facts.get("training", {})
     if tr:
         lines.append("trained %s epoch(s), %s steps; final d_loss %s, g_loss %s" % (
@@ -114,6 +132,10 @@ def warning_text(warning: Any) -> str:
         epoch = f"epoch {warning['epoch'] + 1}: " if isinstance(warning.get("epoch"), int) else ""
         return f"{epoch}{warning.get('kind', 'warning')}: {warning.get('message', '')}"
     return str(warning)
+
+
+def _triple(values) -> str:
+    return "(" + ", ".join(f"{v:.3f}" for v in values) + ")"
 
 
 def _short(x: Any) -> str:

@@ -43,6 +43,7 @@ def test_whole_pipeline_runs_gates_and_pushes(tmp_path, capsys):
     assert cli.main(common + ["--fid-threshold", "100000"]) == 0
     printed = capsys.readouterr().out
     assert "BLESSED" in printed and "pushed generator to" in printed
+    assert "per-channel mean" in printed  # Transform's analyzers, shown in the summary
 
     record = read_run(str(out / "metadata.sqlite"), "dcgan-tfx")
     assert all(node.state in ("COMPLETE", "CACHED") for node in record.nodes.values()), record.nodes
