@@ -5,6 +5,7 @@ Thin glue: all decisions live in ingest.py / beam_ingest.py / ledger.py, which n
 from __future__ import annotations
 
 import json
+import logging
 import os
 from typing import Any
 
@@ -76,4 +77,9 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         for split, n in report["splits"].items():
             report_artifact.set_int_custom_property(split, int(n))
         report_artifact.set_int_custom_property("policy_passed", int(bool(report["policy"]["passed"])))
+        counts = report["counts_by_status"]
+        logging.getLogger(__name__).info(
+            "ImageExampleGen: %d files seen: %d ingested, %d rejected, %d duplicate, %d skipped; "
+            "splits %s (ledger %s)", report["seen"], counts.get("ingested", 0), counts.get("rejected", 0),
+            counts.get("duplicate", 0), counts.get("skipped", 0), report["splits"], report_uri)
         ledger.raise_if_failed(report, report_uri)
