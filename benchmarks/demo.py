@@ -7,7 +7,6 @@ on 2 cores. Last line: JSON.
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 

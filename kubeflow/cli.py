@@ -15,7 +15,7 @@ import os
 from kubeflow.config import (ACCELERATOR_TYPES, BEAM_RUNNERS, DataflowConfig, TrainingConfig,
                              VertexConfig)
 from pipeline.cli import add_pipeline_knobs, config_from_knobs
-from pipeline.config import ConfigError, PipelineConfig
+from pipeline.config import ConfigError
 
 EXIT_OK = 0
 

@@ -9,7 +9,6 @@ own ingestion and Transform functions, so they are scored exactly as ingested im
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 
