@@ -242,3 +242,23 @@ def test_pusher_publish_dispatches_gs_destinations_to_the_pointer_route(client, 
     assert uri.endswith("/" + version)
     out = gcs_push.download_version(uri, str(tmp_path / "dl"), client=client)
     assert open(os.path.join(out, "metrics.json")).read() == '{"fid": 12.0}'
+
+
+def test_fid_weights_from_gs_are_downloaded_once_and_hash_checked(client, tmp_path):
+    import hashlib
+
+    from components.fid_evaluator.weights import WeightsError, resolve_weights
+
+    payload = b"stand-in weights file " * 1000
+    sha1 = hashlib.sha1(payload).hexdigest()
+    client.bucket(BUCKET).blob("weights/default_1.pt").upload_from_string(payload)
+    cache = tmp_path / "cache"
+    local = resolve_weights(f"gs://{BUCKET}/weights/default_1.pt", str(cache), expected_sha1=sha1)
+    assert open(local, "rb").read() == payload and os.path.dirname(local) == str(cache)
+    client.bucket(BUCKET).blob("weights/default_1.pt").delete()
+    # Second call: served from the cache (the object is gone).
+    assert resolve_weights(f"gs://{BUCKET}/weights/default_1.pt", str(cache), expected_sha1=sha1) == local
+    client.bucket(BUCKET).blob("weights/other.pt").upload_from_string(b"tampered")
+    with pytest.raises(WeightsError, match="sha1"):
+        resolve_weights(f"gs://{BUCKET}/weights/other.pt", str(tmp_path / "c2"), expected_sha1=sha1)
+    assert not any(n.endswith(".pt") for n in os.listdir(tmp_path / "c2"))

@@ -296,6 +296,9 @@ def _download_gcs(uri: str, cache_dir: str, expected_sha1: str) -> str:
     try:
         client = storage.Client()
         client.bucket(bucket_name).blob(blob_name).download_to_filename(tmp)
+        got = file_sha1(tmp)
+        if got != expected_sha1:  # never cache a file under a hash it does not have
+            raise WeightsError(f"sha1 {got} of {uri} is not the expected {expected_sha1}")
         os.replace(tmp, target)
     except Exception as exc:
         if os.path.exists(tmp):
