@@ -27,11 +27,15 @@ def test_fid_scores_folders_through_the_pipeline_preprocessing(tmp_path, capsys)
         for name in sorted(os.listdir(os.path.join(SAMPLE, category)))[:6]:
             shutil.copy(os.path.join(SAMPLE, category, name), folder / name)
     (fake / "broken.jpg").write_bytes(b"not an image at all")
+    shutil.copy(fake / sorted(os.listdir(fake))[0], fake / "zz_copy.jpg")       # byte duplicate
+    shutil.copy(fake / sorted(os.listdir(fake))[0], fake / ".hidden.jpg")       # hidden file
     code = cli.main(["fid", str(real), str(fake), "--metrics", "fid,kid", "--extractor", "downsample-8x8"])
     assert code == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["n_real"] == 6 and result["n_fake"] == 6
-    assert result["fake"]["rejected"] == [f"{fake / 'broken.jpg'}: not_an_image"]
+    assert sorted(result["fake"]["rejected"]) == sorted([
+        f"{fake / 'broken.jpg'}: not_an_image", f"{fake / 'zz_copy.jpg'}: duplicate",
+        f"{fake / '.hidden.jpg'}: skipped (hidden)"])
     assert result["metrics"]["fid"] > 0 and result["small_sample"] is True
     # Same folder on both sides: the distance collapses.
     assert cli.main(["fid", str(real), str(real), "--extractor", "downsample-8x8"]) == 0

@@ -9,6 +9,7 @@ own ingestion and Transform functions, so they are scored exactly as ingested im
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
@@ -61,9 +62,11 @@ def load_folder_images(folder: str, limit: int = 0, aspect: str = "squash") -> t
     EXIF, alpha, CMYK…) and then the Transform graph's ``images_from_bytes`` (same decode, resize
     filter and aspect policy), then the same uint8 quantiser: a folder is scored exactly as the
     pipeline would have ingested it.
+    Hidden/system files are skipped and byte-identical files counted once, as ImageExampleGen does.
     Returns:
-      (uint8 [N, 64, 64, 3], rejected) where ``rejected`` lists "path: reason" for files ingestion
-      rejects (reported in the output, never dropped silently). limit > 0 keeps the first ``limit``.
+      (uint8 [N, 64, 64, 3], rejected) where ``rejected`` lists "path: reason" for every file not
+      used (rejected, skipped or duplicate: reported, never dropped silently). limit > 0 keeps the
+      first ``limit`` images.
     Raises:
       ValueError: no image under ``folder`` could be used.
     """
@@ -73,12 +76,23 @@ def load_folder_images(folder: str, limit: int = 0, aspect: str = "squash") -> t
     from trainer import features, preprocessing
 
     paths = sorted(os.path.join(d, f) for d, _, files in os.walk(folder) for f in files)
-    accepted, rejected = [], []
+    accepted, rejected, seen = [], [], set()
     for path in paths:
         if limit and len(accepted) >= limit:
             break
+        # The folder plays one category: hidden and system files are skipped as ingestion skips them.
+        skip = ingest.classify_path("folder/" + os.path.relpath(path, folder).replace(os.sep, "/"))
+        if skip:
+            rejected.append(f"{path}: skipped ({skip})")
+            continue
         with open(path, "rb") as f:
-            result = ingest.normalize_image(f.read())
+            data = f.read()
+        digest = hashlib.sha256(data).hexdigest()
+        if digest in seen:  # byte-identical files count once, as in ImageExampleGen
+            rejected.append(f"{path}: duplicate")
+            continue
+        seen.add(digest)
+        result = ingest.normalize_image(data)
         if isinstance(result, ingest.Rejection):
             rejected.append(f"{path}: {result.reason}")
         else:
