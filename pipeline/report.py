@@ -140,6 +140,8 @@ def render_html(facts: dict[str, Any], node_times: dict[str, tuple[str, float]])
 
 
 def _fmt(x: Any) -> str:
+    if x is None:  # a value metrics.json could not hold (NaN/Inf) or that does not apply
+        return "—"
     return f"{x:.4g}" if isinstance(x, float) else str(x)
 
 
