@@ -36,8 +36,9 @@ class AtomicPusher(base_component.BaseComponent):
     Args:
       model: Channel of Model (the generator).
       model_blessing: Channel of ModelBlessing; the push happens only if its ``blessed`` is 1.
-      push_destination: ``pusher_pb2.PushDestination`` with ``filesystem.base_directory`` (local;
-        each push becomes ``<base_directory>/<unix time>/``).
+      push_destination: ``pusher_pb2.PushDestination`` with ``filesystem.base_directory``: a local
+        folder (each push becomes ``<base_directory>/<unix time>/``, renamed into place) or
+        ``gs://bucket/prefix`` (write-once ``versions/<version>/`` + a ``LATEST`` pointer written last).
       evaluation: optional Channel of ModelEvaluation whose metrics.json travels with the model.
     Raises:
       ValueError: no model, or no filesystem push destination.
