@@ -63,15 +63,3 @@ class AtomicPusher(base_component.BaseComponent):
         })
         super().__init__(spec=spec)
 
-
-def atomic_pusher(model: types.BaseChannel, model_blessing: types.BaseChannel, serving_dir: str,
-                  evaluation: types.BaseChannel | None = None) -> AtomicPusher:
-    """Convenience: an :class:`AtomicPusher` publishing under the local ``serving_dir``.
-
-    Raises ValueError for an empty serving_dir.
-    """
-    if not serving_dir:
-        raise ValueError("serving_dir is required for the pusher")
-    return AtomicPusher(model=model, model_blessing=model_blessing, evaluation=evaluation,
-                        push_destination=pusher_pb2.PushDestination(
-                            filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=serving_dir)))
