@@ -26,7 +26,8 @@ def run_local(config: PipelineConfig) -> str:
       The MLMD ``pipeline_run`` context name of this run (used by pipeline/summary.py).
     Raises:
       ConfigError: invalid configuration (before anything runs).
-      RuntimeError: a component failed (TFX's own error is chained).
+      Exception: whatever a failing component raised (LocalDagRunner re-raises it; the CLI turns it
+        into exit code 1).
     """
     from tfx import v1 as tfx  # heavy: imported only when a run starts
 
