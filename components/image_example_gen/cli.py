@@ -19,7 +19,7 @@ def register(subparsers) -> None:
         "check-data", help="ingest a photo folder without the pipeline and report every file",
         description="Run ImageExampleGen's ingestion on ROOT (<category>/<image>, local or gs://), write "
                     "the ledger (same format as the pipeline's ingestion_report.json) and print a "
-                    "per-category table. Exit code 2 when the ingestion policy fails.")
+                    "per-category table. Exit code 1 when the ingestion policy fails, 2 for bad input.")
     p.add_argument("root", metavar="ROOT", help="data root: a directory or gs://bucket/prefix")
     p.add_argument("--report", default="ingestion_report.json",
                    help="where to write the ledger JSON (default: ./ingestion_report.json)")
