@@ -38,6 +38,11 @@ class IngestConfig:
     max_pixels: width*height above which an image is decoded downscaled (decompression-bomb guard).
     background: RGB 0-255 used to composite alpha and to pad.
     max_rejected_fraction: fail the run (after writing the ledger) above this share of rejected files.
+    min_train_examples: fail the run (after writing the ledger) when the train split holds fewer
+      examples than this; the Trainer only takes full batches, so fewer than one batch cannot train.
+      0 means "one training batch": ``create_pipeline`` fills in ``train.batch_size``, and anything
+      that ingests without a TrainConfig (check-data, the component on its own) uses TrainConfig's
+      default batch size (``resolve_min_train_examples``).
     """
 
     eval_percent: int = 10
@@ -52,6 +57,22 @@ class IngestConfig:
     # (libjpeg 1/2, 1/4, 1/8) to the smallest size whose short side stays >= this, and stored as
     # lossless PNG of those pixels; 0 stores JPEGs at full size (original bytes when possible).
     jpeg_store_min_side: int = features.IMAGE_SIZE
+    # Added so that a crawl too small for one training batch fails at ingestion, not in the
+    # Trainer two components later. 0 = one batch of train.batch_size (see the docstring).
+    min_train_examples: int = 0
+
+    def resolve_min_train_examples(self, train_batch_size: int | None = None) -> "IngestConfig":
+        """This config with ``min_train_examples`` 0 replaced by one training batch.
+
+        Args:
+          train_batch_size: the run's ``TrainConfig.batch_size``; None uses TrainConfig's default.
+        Returns:
+          ``self`` when ``min_train_examples`` is already > 0, else a copy with it set to the batch size.
+        """
+        if self.min_train_examples > 0:
+            return self
+        batch = TrainConfig().batch_size if train_batch_size is None else int(train_batch_size)
+        return dataclasses.replace(self, min_train_examples=batch)
 
     def validate(self) -> None:
         if not 0 <= self.eval_percent < 100:
@@ -65,6 +86,9 @@ class IngestConfig:
         if self.jpeg_store_min_side < 0:
             raise ConfigError(f"ingest.jpeg_store_min_side must be >= 0 (0: full size), "
                               f"got {self.jpeg_store_min_side}")
+        if not isinstance(self.min_train_examples, int) or self.min_train_examples < 0:
+            raise ConfigError(f"ingest.min_train_examples must be an int >= 0 (0: one training batch), "
+                              f"got {self.min_train_examples!r}")
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,8 @@ def test_ingest_from_gcs_matches_local(emulator, tmp_path):
     bucket.blob("shop/emptycat/").upload_from_string(b"")   # a console-made "folder" marker
     bucket.blob("other/x.jpg").upload_from_string(b"outside the prefix")
 
-    cfg = IngestConfig(max_rejected_fraction=1.0, allow_empty_categories=True)
+    # min_train_examples=1: the crawl is far smaller than one training batch.
+    cfg = IngestConfig(max_rejected_fraction=1.0, allow_empty_categories=True, min_train_examples=1)
     gcs = beam_ingest.run_ingestion(f"{emulator}/shop", cfg, str(tmp_path / "gcs.json"), str(tmp_path / "ex_gcs"))
     loc = beam_ingest.run_ingestion(str(local), cfg, str(tmp_path / "local.json"), str(tmp_path / "ex_local"))
     got = {e["path"]: (e["status"], e["reason"], e["category"]) for e in gcs["files"]}

@@ -56,7 +56,8 @@ def test_executor_writes_standard_examples_artifact(tmp_path):
     root = str(tmp_path / "crawl")
     _small_crawl(root)
     examples, report = _artifacts(tmp_path)
-    cfg = dataclasses.replace(IngestConfig(), max_rejected_fraction=0.5, eval_percent=30)
+    # min_train_examples=1: 7 photos are far below one training batch.
+    cfg = dataclasses.replace(IngestConfig(), max_rejected_fraction=0.5, eval_percent=30, min_train_examples=1)
     executor.Executor().Do({}, {"examples": [examples], "ingestion_report": [report]},
                            {"data_root": root, "ingest_config": component.config_json(cfg)})
     assert json.loads(examples.split_names) == ["train", "eval"]
@@ -95,12 +96,64 @@ def test_check_data_cli(tmp_path, capsys):
     assert args.handler(args) == cli.EXIT_POLICY_FAILED
     out = capsys.readouterr().out
     assert "dress" in out and "hat" in out and "FAILED" in out
-    args = parser.parse_args(["check-data", root, "--report", report, "--max-rejected-fraction", "0.2"])
+    args = parser.parse_args(["check-data", root, "--report", report, "--max-rejected-fraction", "0.2",
+                              "--min-train-examples", "1"])
     assert args.handler(args) == cli.EXIT_OK
     with open(report) as f:
         assert json.load(f)["policy"]["passed"]
     args = parser.parse_args(["check-data", str(tmp_path / "missing"), "--report", report])
     assert args.handler(args) == cli.EXIT_BAD_INPUT == 2
+
+
+def test_executor_refuses_a_train_split_below_one_batch(tmp_path):
+    root = str(tmp_path / "crawl")
+    _small_crawl(root, with_junk=False)   # 6 photos, nothing rejected
+    examples, report = _artifacts(tmp_path)
+    cfg = dataclasses.replace(IngestConfig(), eval_percent=0)
+    with pytest.raises(ledger.IngestionPolicyError, match="only 6 train examples, fewer than min_train_examples 32"):
+        executor.Executor().Do({}, {"examples": [examples], "ingestion_report": [report]},
+                               {"data_root": root, "ingest_config": component.config_json(cfg)})
+    with open(os.path.join(report.uri, ledger.REPORT_FILENAME)) as f:
+        rep = json.load(f)
+    assert rep["counts_by_status"]["ingested"] == 6 == len(rep["files"]) and rep["splits"]["train"] == 6
+    assert report.get_int_custom_property("policy_passed") == 0
+
+
+def test_create_components_puts_the_batch_size_in_the_ingest_config():
+    from pipeline.config import EvalConfig, PipelineConfig, TrainConfig
+    from pipeline.pipeline import create_components
+
+    def ingest_of(config):
+        gen = create_components(config)[0]
+        assert isinstance(gen, component.ImageExampleGen)
+        return json.loads(gen.exec_properties["ingest_config"])
+
+    base = PipelineConfig(eval=EvalConfig(threshold=50.0))
+    assert ingest_of(base)["min_train_examples"] == 32
+    assert ingest_of(dataclasses.replace(base, train=TrainConfig(batch_size=8)))["min_train_examples"] == 8
+    # An explicit minimum wins over the batch size.
+    explicit = dataclasses.replace(base, train=TrainConfig(batch_size=8), ingest=IngestConfig(min_train_examples=3))
+    assert ingest_of(explicit)["min_train_examples"] == 3
+
+
+def test_check_data_command_refuses_a_root_below_one_batch(tmp_path, capsys):
+    from pipeline import cli as main_cli
+
+    root = str(tmp_path / "crawl")
+    _small_crawl(root, with_junk=False)
+    report = tmp_path / "r.json"
+    assert main_cli.main(["check-data", root, "--report", str(report)]) == cli.EXIT_POLICY_FAILED == 1
+    out = capsys.readouterr().out
+    assert "FAILED" in out and "train examples, fewer than min_train_examples 32" in out
+    rep = json.loads(report.read_text())            # written although the policy failed
+    assert rep["counts_by_status"]["ingested"] == 6 and not rep["policy"]["passed"]
+    report.unlink()
+    assert main_cli.main(["check-data", root, "--report", str(report), "--min-train-examples", "1"]) == 0
+    rep = json.loads(report.read_text())
+    assert rep["policy"]["passed"] and rep["config"]["min_train_examples"] == 1
+    assert "policy: passed" in capsys.readouterr().out
+    assert main_cli.main(["check-data", root, "--report", str(report), "--min-train-examples", "-1"]) == 2
+    assert "min_train_examples" in capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -114,7 +167,7 @@ def test_local_dag_runner_example_gen_then_stock_transform(tmp_path):
 
     root = str(tmp_path / "crawl")
     _small_crawl(root, with_junk=False)
-    cfg = dataclasses.replace(IngestConfig(), eval_percent=30)
+    cfg = dataclasses.replace(IngestConfig(), eval_percent=30, min_train_examples=1)   # 6 photos
     gen = component.ImageExampleGen(data_root=root, ingest_config=component.config_json(cfg))
     schema = tfx.components.ImportSchemaGen(
         schema_file=os.path.join(REPO_ROOT, "pipeline", "raw_schema.pbtxt"))

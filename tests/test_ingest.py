@@ -14,7 +14,7 @@ from PIL import Image
 
 from components.image_example_gen import beam_ingest, ingest, ledger
 from pipeline.config import IngestConfig
-from conftest import encode, exif_rotated_jpeg, photo_array
+from conftest import encode, exif_rotated_jpeg, photo_array, write
 from trainer import features
 
 OPTS = ingest.DecodeOptions()
@@ -193,7 +193,8 @@ def test_split_is_stable_and_roughly_proportional():
 
 
 # --- Beam pipeline -----------------------------------------------------------------------------
-LENIENT = IngestConfig(max_rejected_fraction=1.0, allow_empty_categories=True)
+# min_train_examples=1: the dirty crawl is far smaller than one training batch.
+LENIENT = IngestConfig(max_rejected_fraction=1.0, allow_empty_categories=True, min_train_examples=1)
 
 
 def _read_examples(examples_dir):
@@ -328,9 +329,61 @@ def test_listing_order_does_not_matter(tmp_path):
             (root / cat).mkdir(parents=True)
             (root / cat / "x.jpg").write_bytes(data)
             (root / cat / "own.jpg").write_bytes(encode(photo_array(ord(cat)), "JPEG"))
-    r1 = beam_ingest.run_ingestion(str(tmp_path / "one"), IngestConfig(), str(tmp_path / "r1.json"))
-    r2 = beam_ingest.run_ingestion(str(tmp_path / "two"), IngestConfig(), str(tmp_path / "r2.json"))
+    cfg = IngestConfig(min_train_examples=1)   # 3 images: far below one training batch
+    r1 = beam_ingest.run_ingestion(str(tmp_path / "one"), cfg, str(tmp_path / "r1.json"))
+    r2 = beam_ingest.run_ingestion(str(tmp_path / "two"), cfg, str(tmp_path / "r2.json"))
     assert r1["files"] == r2["files"]
     dup = [e for e in r1["files"] if e["status"] == "duplicate"]
     assert dup == [{"path": "b/x.jpg", "status": "duplicate", "reason": "same_bytes_as:a/x.jpg",
                     "category": "b", "detail": ""}]
+
+
+# --- minimum train split -------------------------------------------------------------------------
+def test_min_train_examples_resolves_to_one_training_batch():
+    from pipeline.config import ConfigError, TrainConfig
+    assert IngestConfig().min_train_examples == 0
+    assert IngestConfig().resolve_min_train_examples().min_train_examples == TrainConfig().batch_size == 32
+    assert IngestConfig().resolve_min_train_examples(8).min_train_examples == 8
+    assert IngestConfig(min_train_examples=3).resolve_min_train_examples(8).min_train_examples == 3
+    with pytest.raises(ConfigError, match="min_train_examples"):
+        IngestConfig(min_train_examples=-1).validate()
+
+
+def test_policy_min_train_examples_boundary():
+    counts = {"ingested": 5, "rejected": 0, "skipped": 0, "duplicate": 0}
+    assert ledger.evaluate_policy(counts, [], 0.05, False, train_examples=5, min_train_examples=5)[1] == []
+    assert ledger.evaluate_policy(counts, [], 0.05, False, train_examples=5, min_train_examples=0)[1] == []
+    _, errors = ledger.evaluate_policy(counts, [], 0.05, False, train_examples=5, min_train_examples=6)
+    assert len(errors) == 1 and "only 5 train examples" in errors[0] and "min_train_examples 6" in errors[0]
+    # Nothing ingested: one reason, not two.
+    none = {"ingested": 0, "rejected": 0, "skipped": 0, "duplicate": 0}
+    assert ledger.evaluate_policy(none, [], 0.05, False, 0, 32)[1] == ["no image was ingested"]
+
+
+def _five_good_photos(root):
+    for i in range(5):
+        write(root, f"shirts/p{i}.jpg", encode(photo_array(50 + i), "JPEG", quality=90))
+
+
+def test_root_smaller_than_one_batch_fails_after_ledger(tmp_path):
+    root = str(tmp_path / "crawl")
+    _five_good_photos(root)
+    report_path = str(tmp_path / "report.json")
+    # eval_percent=0: all 5 go to train, so the count in the message is known.
+    with pytest.raises(ledger.IngestionPolicyError) as err:
+        beam_ingest.run_ingestion(root, IngestConfig(eval_percent=0), report_path, str(tmp_path / "ex"))
+    msg = str(err.value)
+    assert "only 5 train examples" in msg and "min_train_examples 32" in msg
+    assert "add photos" in msg and "train.batch_size" in msg and "eval_percent" in msg
+    with open(report_path, encoding="utf-8") as f:
+        report = json.load(f)
+    assert not report["policy"]["passed"] and len(report["policy"]["errors"]) == 1
+    assert report["config"]["min_train_examples"] == 32       # the default, resolved and recorded
+    assert [(e["path"], e["status"]) for e in report["files"]] == [
+        (f"shirts/p{i}.jpg", "ingested") for i in range(5)]
+    assert report["splits"] == {"train": 5, "eval": 0}
+
+    ok = beam_ingest.run_ingestion(root, IngestConfig(eval_percent=0, min_train_examples=5),
+                                   str(tmp_path / "ok.json"), str(tmp_path / "ex_ok"))
+    assert ok["policy"] == {"passed": True, "errors": []} and ok["config"]["min_train_examples"] == 5
+    assert len(_read_examples(str(tmp_path / "ex_ok"))["train"]) == 5

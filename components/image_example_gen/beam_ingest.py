@@ -229,7 +229,9 @@ class IngestImages(beam.PTransform):
 
     Args:
       data_root: local directory or gs://bucket/prefix, laid out ``<category>/<file>``.
-      config: a ``pipeline.config.IngestConfig`` (validated by the caller).
+      config: a ``pipeline.config.IngestConfig`` (validated by the caller). ``min_train_examples``
+        0 is resolved here to TrainConfig's default batch size (the pipeline has already put its
+        own batch size there); the ledger's ``config`` records the resolved value.
       report_uri: where ``ingestion_report.json`` goes (local or gs://).
       examples_uri: the Examples artifact directory; None writes no TFRecords (check-data).
     Expands to the PCollection of the written report URI (one element). The policy is recorded
@@ -239,6 +241,7 @@ class IngestImages(beam.PTransform):
     def __init__(self, data_root: str, config, report_uri: str, examples_uri: str | None = None):
         super().__init__()
         self._root = data_root
+        config = config.resolve_min_train_examples()
         self._config = config
         self._config_dict = dataclasses.asdict(config)
         self._report_uri = report_uri

@@ -31,6 +31,12 @@ def register(subparsers) -> None:
     p.add_argument("--max-rejected-fraction", type=float, default=None)
     p.add_argument("--max-pixels", type=int, default=None)
     p.add_argument("--allow-empty-categories", action="store_true")
+    from pipeline.config import TrainConfig  # light (no TF/Beam); only for the default in the help
+
+    p.add_argument("--min-train-examples", type=int, default=None, metavar="N",
+                   help="fail when the train split holds fewer than N images (default, or 0: one "
+                        f"training batch at the default train.batch_size, {TrainConfig().batch_size}; "
+                        "pass your run's --batch-size if it differs)")
     p.set_defaults(handler=run_check_data)
 
 
@@ -43,7 +49,8 @@ def run_check_data(args: argparse.Namespace) -> int:
 
     overrides = {k: v for k, v in {
         "eval_percent": args.eval_percent, "max_rejected_fraction": args.max_rejected_fraction,
-        "max_pixels": args.max_pixels}.items() if v is not None}
+        "max_pixels": args.max_pixels, "min_train_examples": args.min_train_examples}.items()
+        if v is not None}
     if args.allow_empty_categories:
         overrides["allow_empty_categories"] = True
     try:

@@ -33,7 +33,8 @@ SPLITS = ("train", "eval")
 
 
 class IngestionPolicyError(RuntimeError):
-    """The ingested data failed the policy (too many rejections, an empty category, no images).
+    """The ingested data failed the policy (too many rejections, an empty category, no images,
+    fewer train examples than ``min_train_examples``).
 
     ``report`` holds the ledger (already written when this is raised); ``errors`` the reasons.
     """
@@ -61,9 +62,17 @@ def label_map(categories: Iterable[str]) -> dict[str, int]:
 
 
 def evaluate_policy(counts_by_status: Mapping[str, int], empty_categories: list[str],
-                    max_rejected_fraction: float, allow_empty_categories: bool) -> tuple[float, list[str]]:
+                    max_rejected_fraction: float, allow_empty_categories: bool,
+                    train_examples: int = 0, min_train_examples: int = 0) -> tuple[float, list[str]]:
     """Apply the ingestion policy.
 
+    Args:
+      counts_by_status: files per status (ingest.STATUSES).
+      empty_categories: category folders with no ingested image.
+      max_rejected_fraction, allow_empty_categories: the IngestConfig knobs.
+      train_examples: examples written to the train split.
+      min_train_examples: fewer train examples than this fail the policy; 0 disables the check
+        (callers resolve IngestConfig's "0 = one training batch" before this point).
     Returns:
       (rejected_fraction, errors). The fraction is rejected / (ingested + rejected + duplicate):
       skipped files were never candidate images. ``errors`` is empty when the policy passes.
@@ -80,6 +89,12 @@ def evaluate_policy(counts_by_status: Mapping[str, int], empty_categories: list[
         errors.append("categories with no ingested image: " + ", ".join(empty_categories))
     if counts_by_status.get(ingest.STATUS_INGESTED, 0) == 0:
         errors.append("no image was ingested")
+    elif train_examples < min_train_examples:
+        # The Trainer only takes full batches: without this the run would fail two components later.
+        errors.append(f"only {train_examples} train examples, fewer than min_train_examples "
+                      f"{min_train_examples} (one training batch): add photos, lower train.batch_size "
+                      f"(for check-data: --min-train-examples), or lower ingest.eval_percent so that "
+                      f"more images go to train")
     return fraction, errors
 
 
@@ -91,8 +106,8 @@ def build_report(entries: Iterable[Mapping[str, Any]], category_folders: Iterabl
       entries: one ``file_entry`` per file seen (any order).
       category_folders: first-level non-hidden folder names (including empty ones).
       split_counts: examples written per split.
-      config: the IngestConfig as a dict (``max_rejected_fraction``, ``allow_empty_categories``
-        are read from it).
+      config: the IngestConfig as a dict (``max_rejected_fraction``, ``allow_empty_categories``,
+        ``min_train_examples`` are read from it; 0 there means no minimum, so resolve it first).
       data_root: the root as given (local path or gs:// URI).
     Returns:
       The report dict (format in the module docstring), deterministic for the same inputs.
@@ -117,7 +132,9 @@ def build_report(entries: Iterable[Mapping[str, Any]], category_folders: Iterabl
     non_empty = [c for c, n in by_category.items() if n[ingest.STATUS_INGESTED] > 0]
     empty = [c for c, n in by_category.items() if n[ingest.STATUS_INGESTED] == 0]
     fraction, errors = evaluate_policy(by_status, empty, float(config.get("max_rejected_fraction", 0.05)),
-                                       bool(config.get("allow_empty_categories", False)))
+                                       bool(config.get("allow_empty_categories", False)),
+                                       int(split_counts.get("train", 0)),
+                                       int(config.get("min_train_examples", 0)))
     return {
         "version": REPORT_VERSION,
         "data_root": data_root,
