@@ -29,6 +29,7 @@ from typing import Any
 
 from kubeflow.config import IMAGE_SETUP_FILE, IMAGE_SOURCE_ROOT, VertexConfig
 from pipeline.config import ConfigError, PipelineConfig
+from pipeline.fileio import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -250,12 +251,8 @@ def compile_pipeline(pipeline_config: PipelineConfig, vc: VertexConfig, out_path
     job = kfv2.KubeflowV2DagRunner(config=runner_config).run(pipeline, write_out=False)
     if vc.labels:
         job.setdefault("labels", {}).update(dict(vc.labels))
-    out_dir = os.path.dirname(os.path.abspath(out_path))
-    os.makedirs(out_dir, exist_ok=True)
-    tmp = f"{out_path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(job, f, indent=2, sort_keys=True)
-    os.replace(tmp, out_path)  # never leave a half-written spec where a scheduler may pick it up
+    # Atomic: never leave a half-written spec where a scheduler may pick it up.
+    atomic_write(out_path, json.dumps(job, indent=2, sort_keys=True).encode())
     with open(f"{out_path}.config.json", "w") as f:
         json.dump({"target": target, "pipeline": json.loads(cloud_pipeline_config(pipeline_config, vc).to_json()),
                    "vertex": json.loads(vc.to_json())}, f, indent=2, sort_keys=True)

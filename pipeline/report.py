@@ -13,6 +13,8 @@ import json
 import os
 from typing import Any
 
+from pipeline.fileio import atomic_write
+
 #: Most epoch grids shown; evenly spaced epochs are picked beyond this.
 MAX_GRIDS = 12
 
@@ -167,11 +169,7 @@ def write_report(pipeline_root: str, run_id: str | None = None, out_path: str | 
     record = read_run(config["metadata_path"], config["pipeline_name"], run_id)
     page = render_html(collect(record), {n: (node.state, node.seconds) for n, node in record.nodes.items()})
     out_path = out_path or os.path.join(pipeline_root, "reports", f"{record.run_id}.html")
-    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-    tmp = out_path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(page)
-    os.replace(tmp, out_path)
+    atomic_write(out_path, page.encode("utf-8"))
     return out_path
 
 

@@ -27,6 +27,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from pipeline.config import TrainConfig
+from pipeline.fileio import atomic_write
 from trainer import features
 from trainer.monitors import (FeatureFn, TrainingMonitor, kernel_inception_distance,
                               pixel_features)
@@ -138,13 +139,8 @@ def make_step_fn(gan, strategy):
 
 
 def _write_json(path: str, data: dict) -> None:
-    """Write JSON atomically (temp file then rename) with tf.io.gfile (local or gs://)."""
-    import tensorflow as tf
-
-    tmp = f"{path}.tmp"
-    with tf.io.gfile.GFile(tmp, "w") as f:
-        f.write(json.dumps(data, indent=2, sort_keys=True, default=str))
-    tf.io.gfile.rename(tmp, path, overwrite=True)
+    """Write ``data`` as indented JSON atomically (``pipeline.fileio.atomic_write``: local or gs://)."""
+    atomic_write(path, json.dumps(data, indent=2, sort_keys=True, default=str).encode())
 
 
 def _read_json(path: str) -> dict | None:

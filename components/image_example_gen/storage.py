@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from typing import Iterator, NamedTuple
 
+from pipeline.fileio import atomic_write
+
 GCS_SCHEME = "gs://"
 
 
@@ -124,16 +126,11 @@ class Reader:
 
 
 def write_bytes(uri: str, data: bytes) -> None:
-    """Write ``data`` to a local path (parents created, atomic rename) or a gs:// object."""
-    if is_gcs(uri):
-        bucket, name = parse_gcs(uri)
-        gcs_client().bucket(bucket).blob(name).upload_from_string(data)
-        return
-    os.makedirs(os.path.dirname(os.path.abspath(uri)), exist_ok=True)
-    tmp = f"{uri}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, uri)
+    """Write ``data`` to a local path or a gs:// object atomically: the ingestion ledger's writer.
+
+    A thin alias of :func:`pipeline.fileio.atomic_write` (see there for behaviour and errors).
+    """
+    atomic_write(uri, data)
 
 
 def read_bytes(uri: str) -> bytes:
