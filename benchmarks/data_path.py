@@ -6,14 +6,12 @@
    train + validation) in a temp dir, keeping category folders.
 2. decode_limit_img_s_per_core: a single-core Pillow loop on those files: ``draft`` (DCT-scaled
    decode) + BILINEAR resize to 64x64 — the fastest plausible decode-and-resize.
-3. ingest_transform_img_s_per_core: our ImageExampleGen ingestion (DirectRunner in_memory) followed
-   by tf.Transform with trainer.preprocessing.preprocessing_fn the way TFX 1.21's stock Transform
-   executor runs it (tfx/components/transform/executor.py): ``AnalyzeDataset`` then
-   ``TransformDataset(output_record_batches=True)``, tfx_bsl's ``RecordBatchToExamplesEncoder``
-   and ``WriteToTFRecord(file_name_suffix=".gz")`` (gzip at zlib's default level, as TFX writes);
-   images / CPU seconds of this process (CPU time, since TF may use more than one thread). The
-   stock executor's optional TFDV statistics are not included. peak_rss_mb is the process's
-   peak RSS after the ingest step (imports included).
+3. ingest_transform_img_s_per_core: the pipeline's own code as its executors call it:
+   ImageExampleGen's ``beam_ingest.run_ingestion`` then the Transform component's
+   ``materialize.analyze_and_transform`` (tf.Transform analyze + transform of both splits,
+   uncompressed TFRecords), both on the DirectRunner in_memory; images / CPU seconds of this
+   process (CPU time, since TF may use more than one thread). peak_rss_mb is the process's peak
+   RSS after the ingest step (imports included).
 4. seed_loader_img_s: the seed's ``keras.utils.image_dataset_from_directory(image_size=(64, 64),
    batch_size=32)`` + scaling to [-1, 1], one pass (wall clock).
 5. train_input_img_s: the first epoch of ``trainer.run_fn.make_image_dataset_fn`` (the trainer's
@@ -71,18 +69,11 @@ def decode_limit(root: str) -> tuple[int, float]:
 
 
 def ingest_and_transform(root: str, work: str) -> dict:
-    import apache_beam as beam
-    import tensorflow_transform as tft
-    import tensorflow_transform.beam as tft_beam
-    from google.protobuf import text_format
-    from tensorflow_metadata.proto.v0 import schema_pb2
-    import tensorflow as tf
-    from tfx_bsl.coders.example_coder import RecordBatchToExamplesEncoder
-    from tfx_bsl.public import tfxio
-
     from components.image_example_gen import beam_ingest
+    from components.transform import materialize
     from pipeline.config import IngestConfig
-    from trainer import features, preprocessing
+    from pipeline.pipeline import RAW_SCHEMA_PATH
+    from trainer import preprocessing
 
     cpu0, wall0 = _cpu(), time.time()
     report = beam_ingest.run_ingestion(root, IngestConfig(), os.path.join(work, "report.json"),
@@ -90,33 +81,19 @@ def ingest_and_transform(root: str, work: str) -> dict:
     cpu_ingest, wall_ingest = _cpu() - cpu0, time.time() - wall0
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
-    schema = text_format.Parse(open(os.path.join(REPO, "pipeline", "raw_schema.pbtxt")).read(), schema_pb2.Schema())
-    source = tfxio.TFExampleRecord(file_pattern=os.path.join(work, "examples", "Split-*", "*.gz"), schema=schema)
     config = {"transform": {"aspect": "squash", "image_size": 64}, "background": [255, 255, 255]}
 
     def fn(inputs):
         return preprocessing.preprocessing_fn(inputs, config)
 
-    transformed_schema = tft.DatasetMetadata.from_feature_spec({
-        features.IMAGE_KEY: tf.io.FixedLenFeature(list(features.IMAGE_SHAPE), tf.float32),
-        features.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64)}).schema
-
-    def encode(batch_and_passthrough):
-        # What TFX's TransformProcessor._RecordBatchToExamplesFn does with each output batch.
-        return RecordBatchToExamplesEncoder(transformed_schema).encode(batch_and_passthrough[0])
-
+    import apache_beam as beam
     cpu1, wall1 = _cpu(), time.time()
-    with beam.Pipeline(argv=beam_ingest.beam_options("in_memory")) as p:
-        with tft_beam.Context(temp_dir=os.path.join(work, "tft_tmp"), use_deep_copy_optimization=True):
-            raw = p | "Read" >> source.BeamSource()
-            dataset = (raw, source.TensorAdapterConfig())
-            transform_fn = dataset | tft_beam.AnalyzeDataset(fn)
-            transformed, _ = ((dataset, transform_fn)
-                              | tft_beam.TransformDataset(output_record_batches=True))
-            _ = (transformed | "Encode" >> beam.FlatMap(encode)
-                 | "Write" >> beam.io.WriteToTFRecord(os.path.join(work, "transformed", "part"),
-                                                      file_name_suffix=".gz"))
-            _ = transform_fn | tft_beam.WriteTransformFn(os.path.join(work, "transform_fn"))
+    # The pipeline's own Transform code (components/transform), as its executor calls it.
+    materialize.analyze_and_transform(
+        os.path.join(work, "examples"), ["train", "eval"], RAW_SCHEMA_PATH, fn,
+        os.path.join(work, "transform_graph"), os.path.join(work, "transformed"),
+        os.path.join(work, "tft_tmp"),
+        make_pipeline=lambda: beam.Pipeline(argv=beam_ingest.beam_options("in_memory")))
     cpu_tft, wall_tft = _cpu() - cpu1, time.time() - wall1
     n = report["counts_by_status"]["ingested"]
     stored = {}
@@ -143,8 +120,9 @@ def train_input(work: str) -> tuple[int, float, float]:
     import tensorflow_transform as tft
 
     from trainer.run_fn import make_image_dataset_fn
-    spec = tft.TFTransformOutput(os.path.join(work, "transform_fn")).transformed_feature_spec()
-    dataset_fn = make_image_dataset_fn(os.path.join(work, "transformed", "*.gz"), spec, batch_size=32)
+    spec = tft.TFTransformOutput(os.path.join(work, "transform_graph")).transformed_feature_spec()
+    dataset_fn = make_image_dataset_fn(os.path.join(work, "transformed", "Split-train", "*"), spec,
+                                       batch_size=32)
     times = []
     for epoch in range(2):
         t0, n = time.time(), 0

@@ -121,3 +121,33 @@ def _write_gfile(uri: str, data: bytes) -> None:
         except tf.errors.OpError:
             pass  # keep the original error, not the clean-up's
         raise
+
+
+def read_if_exists(uri: str) -> bytes | None:
+    """The bytes at ``uri`` (local path, gs:// or another tf.io.gfile scheme), or None if absent.
+
+    The reading side of :func:`atomic_write`: a file it wrote is either whole or absent.
+    Raises:
+      OSError (local), google.api_core.exceptions.GoogleAPICallError other than NotFound (gs://),
+      tf.errors.OpError other than NotFoundError (other schemes): the read failed for another reason.
+    """
+    if uri.startswith("gs://"):
+        from google.api_core import exceptions
+
+        from components.image_example_gen import storage
+        try:
+            return storage.read_bytes(uri)
+        except exceptions.NotFound:
+            return None
+    if "://" in uri:
+        import tensorflow as tf
+        try:
+            with tf.io.gfile.GFile(uri, "rb") as f:
+                return f.read()
+        except tf.errors.NotFoundError:
+            return None
+    try:
+        with open(uri, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None

@@ -15,6 +15,7 @@ from tfx import v1 as tfx
 from components.fid_evaluator.component import FidEvaluator
 from components.image_example_gen.component import ImageExampleGen
 from components.pusher.component import AtomicPusher
+from components.transform.component import ImageTransform
 from pipeline.config import PipelineConfig
 
 RAW_SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "raw_schema.pbtxt")
@@ -41,18 +42,20 @@ def create_components(config: PipelineConfig, *, serving_destination=None,
     config.validate()
     example_gen = ImageExampleGen(
         data_root=config.data_root,
-        ingest_config=json.dumps(dataclasses.asdict(config.ingest)),
+        # min_train_examples 0 becomes this run's batch size: fewer train images cannot train.
+        ingest_config=json.dumps(dataclasses.asdict(
+            config.ingest.resolve_min_train_examples(config.train.batch_size))),
     )
     schema_gen = tfx.components.ImportSchemaGen(schema_file=RAW_SCHEMA_PATH)
-    transform = tfx.components.Transform(
+    # tf.Transform as the stock component runs it, materializing uncompressed TFRecords
+    # (components/transform/materialize.py says why); the id keeps the stock component's name.
+    transform = ImageTransform(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
-        # TFDV statistics over 12,288 floats per image are costly and nothing reads them.
-        disable_statistics=True,
         custom_config={"transform": dataclasses.asdict(config.transform),
                        "background": list(config.ingest.background)},
-    )
+    ).with_id("Transform")
     trainer = (trainer_class or tfx.components.Trainer)(
         run_fn=RUN_FN,
         examples=transform.outputs["transformed_examples"],

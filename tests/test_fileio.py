@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from pipeline.fileio import atomic_write
+from pipeline.fileio import atomic_write, read_if_exists
 from tests.gcs_emulator import anonymous_client, gcs_server  # noqa: F401  (gcs_server: fixture)
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -129,6 +129,16 @@ def test_gcs_round_trip_against_emulator(gcs_server):
     with pytest.raises(exceptions.NotFound):
         atomic_write("gs://no-such-bucket/x.json", b"x")
     assert storage.read_bytes(uri) == b"second"
+    assert read_if_exists(uri) == b"second"
+    assert read_if_exists("gs://test-bucket/runs/7/absent.json") is None
+
+
+def test_read_if_exists_local(tmp_path):
+    assert read_if_exists(str(tmp_path / "absent.bin")) is None
+    atomic_write(str(tmp_path / "present.bin"), b"abc")
+    assert read_if_exists(str(tmp_path / "present.bin")) == b"abc"
+    with pytest.raises(IsADirectoryError):
+        read_if_exists(str(tmp_path))
 
 
 def test_other_gfile_scheme_via_tensorflow_rename():

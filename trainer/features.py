@@ -39,6 +39,23 @@ NOISE_INPUT = "noise"
 IMAGES_OUTPUT = "images"
 
 
+def tfrecord_compression(paths) -> str:
+    """TFRecord compression for ``paths`` from their names: "GZIP" if they end in ``.gz``, else "".
+
+    TFX's convention (tfx_bsl ``detect_compression_type``): ExampleGen and the stock Transform write
+    ``*.gz``; our Transform writes uncompressed ``*.tfrecord``.
+    Raises:
+      ValueError: empty ``paths``, or a mix of gzip and non-gzip names (one reader cannot read both).
+    """
+    paths = [str(p) for p in paths]
+    if not paths:
+        raise ValueError("no TFRecord files given")
+    gz = {p.endswith(".gz") for p in paths}
+    if len(gz) > 1:
+        raise ValueError(f"mixed gzip and uncompressed TFRecord files, e.g. {paths[:3]}")
+    return "GZIP" if gz.pop() else ""
+
+
 def to_uint8(images: np.ndarray) -> np.ndarray:
     """Quantise model-range images to stored-image range.
 

@@ -5,7 +5,8 @@
   * ``"resume"`` (optional, default True): resume from an earlier attempt of the same Trainer
     (sibling ``model_run`` folders with the same fingerprint) when this run dir has no checkpoint.
 
-Reads the Transform output: gzip TFRecords of transformed tf.Examples with ``image`` float32
+Reads the Transform output: TFRecords (uncompressed from components/transform; gzip, as the stock
+Transform writes, is read too) of transformed tf.Examples with ``image`` float32
 [64, 64, 3] (or flat [12288]) in [-1, 1]; ``label`` is not needed by the unconditional DCGAN.
 """
 from __future__ import annotations
@@ -37,7 +38,7 @@ def _expand(patterns) -> list[str]:
 
 
 def make_image_dataset_fn(file_patterns, feature_spec: dict, batch_size: int, seed: int = 0,
-                          compression: str = "GZIP", cache: bool = True):
+                          compression: str | None = None, cache: bool = True):
     """Input pipeline over transformed examples: parse in batches, cache, shuffle, batch, prefetch.
 
     Args:
@@ -46,7 +47,8 @@ def make_image_dataset_fn(file_patterns, feature_spec: dict, batch_size: int, se
       batch_size: global batch size; the last partial batch is dropped (equal replica shares).
       seed: shuffle seed; epoch e shuffles with a seed derived from (seed, e), so a resumed run
         sees the same order as an uninterrupted one.
-      compression: TFRecord compression ("GZIP" as TFX writes, or "").
+      compression: TFRecord compression ("GZIP" or ""); None: from the file names
+        (``features.tfrecord_compression``).
       cache: keep the parsed images in memory (float32, 48 KiB per image).
     Returns:
       ``epoch -> tf.data.Dataset`` of float32 [batch_size, 64, 64, 3] in [-1, 1].
@@ -76,6 +78,8 @@ def make_image_dataset_fn(file_patterns, feature_spec: dict, batch_size: int, se
                 ok, ["transformed images must be finite and in [-1, 1]"])]):
             return tf.identity(images)
 
+    if compression is None:
+        compression = features.tfrecord_compression(files)
     base = (tf.data.TFRecordDataset(files, compression_type=compression or None,
                                     num_parallel_reads=tf.data.AUTOTUNE)
             .batch(PARSE_BATCH)

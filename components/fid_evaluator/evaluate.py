@@ -10,18 +10,19 @@ One path for real and generated images (architecture.md, "FID protocol"):
 
 Real-image statistics are cached under ``cache_dir`` keyed by a hash of (examples URI, the split
 files' names and sizes, extractor protocol and hash, max_real); a second evaluation on the same
-data skips real-image feature extraction. Files are written to a temp name then ``os.replace``d,
-so a concurrent reader never sees half a file (stylegan2-ada's metric_utils does the same).
+data skips real-image feature extraction. Files are written with ``pipeline.fileio.atomic_write``
+(temp name, then rename), so a concurrent reader never sees half a file (stylegan2-ada's
+metric_utils does the same).
 """
 from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import io
 import json
 import logging
 import math
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Iterator
@@ -30,6 +31,7 @@ import numpy as np
 
 from components.fid_evaluator import extractors as extractors_lib
 from components.fid_evaluator import metrics as metrics_lib
+from pipeline.fileio import atomic_write, read_if_exists
 from trainer import features
 
 log = logging.getLogger(__name__)
@@ -137,13 +139,14 @@ def list_split_files(examples_uri: str, splits: list[str] | None = None) -> list
 
 
 def iter_real_images(files: list[str], max_real: int = 0, batch_size: int = DEFAULT_BATCH,
-                     compression: str = "GZIP") -> Iterator[np.ndarray]:
+                     compression: str | None = None) -> Iterator[np.ndarray]:
     """Yield uint8 [b, 64, 64, 3] batches of transformed real images, in file order.
 
     Args:
-      files: gzip TFRecord paths of transformed tf.Examples with ``features.IMAGE_KEY`` float32
+      files: TFRecord paths of transformed tf.Examples with ``features.IMAGE_KEY`` float32
         [64, 64, 3] in [-1, 1].
       max_real: stop after this many images (0: all).
+      compression: "GZIP" or ""; None: from the file names (``features.tfrecord_compression``).
     Raises:
       ValueError: non-finite pixel values (from ``features.to_uint8``); a record without the key
         fails in tf.data with InvalidArgumentError (never silently skipped).
@@ -151,6 +154,8 @@ def iter_real_images(files: list[str], max_real: int = 0, batch_size: int = DEFA
     import tensorflow as tf
 
     spec = {features.IMAGE_KEY: tf.io.FixedLenFeature(features.IMAGE_SHAPE, tf.float32)}
+    if compression is None:
+        compression = features.tfrecord_compression(files)
     ds = tf.data.TFRecordDataset(files, compression_type=compression)
     if max_real > 0:
         ds = ds.take(max_real)
@@ -195,20 +200,6 @@ class _Progress:
             log.info("%s: %d%s images (%.1f img/s)", self.what, self.done, total, rate)
 
 
-def _atomic_write(path: str, write) -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path`` (same directory: atomic on POSIX)."""
-    folder = os.path.dirname(path) or "."
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.splitext(path)[1])
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def real_feature_stats(examples_uri: str, splits: list[str] | None, extractor, max_real: int = 0,
                        cache_dir: str = "", batch_size: int = DEFAULT_BATCH):
     """Real-image FeatureStats, from the cache when possible.
@@ -222,8 +213,9 @@ def real_feature_stats(examples_uri: str, splits: list[str] | None, extractor, m
     files = list_split_files(examples_uri, splits)
     key = stats_cache_key(examples_uri, files, extractor, max_real)
     path = os.path.join(cache_dir, f"real-stats-{key}.npz") if cache_dir else ""
-    if path and os.path.isfile(path):
-        with np.load(path, allow_pickle=False) as data:
+    cached = read_if_exists(path) if path else None   # local or gs:// (Vertex runs)
+    if cached is not None:
+        with np.load(io.BytesIO(cached), allow_pickle=False) as data:
             return metrics_lib.FeatureStats.from_arrays(dict(data)), True, key, data["preview"]
     stats = metrics_lib.FeatureStats(extractor.feature_dim, keep_features=True)
     preview = []
@@ -238,17 +230,14 @@ def real_feature_stats(examples_uri: str, splits: list[str] | None, extractor, m
     preview_arr = np.concatenate(preview)[:32]
     if path:
         arrays = dict(stats.to_arrays(), preview=preview_arr)
-        _atomic_write(path, lambda tmp: np.savez(tmp, **arrays))
-        _atomic_write(path[:-4] + ".json", lambda tmp: _write_json(tmp, {
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        atomic_write(path, buffer.getvalue())
+        atomic_write(path[:-4] + ".json", json.dumps({
             "key": key, "examples_uri": examples_uri, "files": files, "extractor": extractor.name,
             "protocol": extractor.protocol, "extractor_hash": extractor.extractor_hash,
-            "max_real": max_real, "count": stats.count}))
+            "max_real": max_real, "count": stats.count}, indent=2, sort_keys=True).encode())
     return stats, False, key, preview_arr
-
-
-def _write_json(path: str, obj) -> None:
-    with open(path, "w") as handle:
-        json.dump(obj, handle, indent=2, sort_keys=True)
 
 
 # --- Generated images ---
@@ -338,7 +327,9 @@ def write_sample_grid(real: np.ndarray | None, fake: np.ndarray | None, path: st
         for k, image in enumerate(images[:rows_each * columns]):
             r, c = divmod(k, columns)
             canvas[top + r * h: top + (r + 1) * h, c * w:(c + 1) * w] = image
-    _atomic_write(path, lambda tmp: Image.fromarray(canvas).save(tmp, format="PNG"))
+    buffer = io.BytesIO()
+    Image.fromarray(canvas).save(buffer, format="PNG")
+    atomic_write(path, buffer.getvalue())
     return path
 
 
