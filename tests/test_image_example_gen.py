@@ -1,5 +1,5 @@
-"""ImageExampleGen as a TFX component: construction, executor on real artifacts, check-data CLI,
-and a LocalDagRunner run (real MLMD sqlite) feeding the stock Transform."""
+"""ImageExampleGen as a TFX component: construction, executor on real artifacts, check-data CLI
+(the LocalDagRunner run into the stock Transform lives in test_transform.py)."""
 from __future__ import annotations
 
 import argparse
@@ -11,7 +11,7 @@ import shutil
 import pytest
 
 from components.image_example_gen import cli, component, executor, ledger
-from conftest import REPO_ROOT, SAMPLE_ROOT, encode, photo_array
+from conftest import SAMPLE_ROOT, encode, photo_array
 from pipeline.config import ConfigError, IngestConfig
 
 
@@ -154,49 +154,3 @@ def test_check_data_command_refuses_a_root_below_one_batch(tmp_path, capsys):
     assert "policy: passed" in capsys.readouterr().out
     assert main_cli.main(["check-data", root, "--report", str(report), "--min-train-examples", "-1"]) == 2
     assert "min_train_examples" in capsys.readouterr().err
-
-
-@pytest.mark.slow
-def test_local_dag_runner_example_gen_then_stock_transform(tmp_path):
-    """ImageExampleGen → ImportSchemaGen → stock Transform with LocalDagRunner and sqlite MLMD."""
-    import tensorflow as tf
-    import tensorflow_transform as tft
-    from tfx import v1 as tfx
-
-    from trainer import features, preprocessing
-
-    root = str(tmp_path / "crawl")
-    _small_crawl(root, with_junk=False)
-    cfg = dataclasses.replace(IngestConfig(), eval_percent=30, min_train_examples=1)   # 6 photos
-    gen = component.ImageExampleGen(data_root=root, ingest_config=component.config_json(cfg))
-    schema = tfx.components.ImportSchemaGen(
-        schema_file=os.path.join(REPO_ROOT, "pipeline", "raw_schema.pbtxt"))
-    transform = tfx.components.Transform(
-        examples=gen.outputs["examples"], schema=schema.outputs["schema"],
-        preprocessing_fn="trainer.preprocessing.preprocessing_fn",
-        custom_config={"transform": {"aspect": "squash", "image_size": 64}, "background": [255, 255, 255]})
-    pipe = tfx.dsl.Pipeline(
-        pipeline_name="ingest-test", pipeline_root=str(tmp_path / "root"),
-        components=[gen, schema, transform],
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            str(tmp_path / "mlmd.sqlite")),
-        beam_pipeline_args=["--direct_running_mode=in_memory", "--direct_num_workers=1"])
-    tfx.orchestration.LocalDagRunner().run(pipe)
-
-    graph_dirs = [d for d, _, files in os.walk(str(tmp_path / "root" / "Transform" / "transform_graph"))
-                  if "transformed_metadata" in os.listdir(d)]
-    assert graph_dirs
-    stats = preprocessing.read_analyzer_outputs(tft.TFTransformOutput(graph_dirs[0]))
-    assert set(stats["category_counts"]) <= {"dress", "hat"} and len(stats["channel_mean"]) == 3
-    out_dirs = [d for d, _, files in os.walk(str(tmp_path / "root" / "Transform" / "transformed_examples"))
-                if os.path.basename(d) in ("Split-train", "Split-eval")]
-    n = 0
-    spec = {features.IMAGE_KEY: tf.io.FixedLenFeature([64, 64, 3], tf.float32),
-            features.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64)}
-    for d in out_dirs:
-        for rec in tf.data.TFRecordDataset(tf.io.gfile.glob(os.path.join(d, "*")), compression_type="GZIP"):
-            ex = tf.io.parse_single_example(rec, spec)
-            assert -1.0 <= float(tf.reduce_min(ex[features.IMAGE_KEY])) <= float(tf.reduce_max(ex[features.IMAGE_KEY])) <= 1.0
-            assert int(ex[features.LABEL_KEY]) in (0, 1)
-            n += 1
-    assert n == 6
