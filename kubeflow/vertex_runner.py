@@ -253,8 +253,8 @@ def compile_pipeline(pipeline_config: PipelineConfig, vc: VertexConfig, out_path
         job.setdefault("labels", {}).update(dict(vc.labels))
     # Atomic: never leave a half-written spec where a scheduler may pick it up.
     atomic_write(out_path, json.dumps(job, indent=2, sort_keys=True).encode())
-    with open(f"{out_path}.config.json", "w") as f:
-        json.dump({"target": target, "pipeline": json.loads(cloud_pipeline_config(pipeline_config, vc).to_json()),
-                   "vertex": json.loads(vc.to_json())}, f, indent=2, sort_keys=True)
+    atomic_write(f"{out_path}.config.json", json.dumps(
+        {"target": target, "pipeline": json.loads(cloud_pipeline_config(pipeline_config, vc).to_json()),
+         "vertex": json.loads(vc.to_json())}, indent=2, sort_keys=True).encode())
     log.info("wrote %s (%d tasks)", out_path, len(job["pipelineSpec"]["root"]["dag"]["tasks"]))
     return job
