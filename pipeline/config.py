@@ -93,14 +93,18 @@ class IngestConfig:
 
 @dataclass(frozen=True)
 class TransformConfig:
-    """tf.Transform knobs. ``aspect``: squash (the seed's), center_crop or pad."""
+    """tf.Transform knobs. ``aspect``: squash (the seed's), center_crop or pad. ``batch_size``:
+    records per tf.Transform batch (~20 MB in flight per worker at 256, whatever the crawl size)."""
 
     aspect: str = "squash"
     image_size: int = features.IMAGE_SIZE
+    batch_size: int = 256                   # records per tf.Transform batch: bounds worker memory
 
     def validate(self) -> None:
         if self.aspect not in ASPECT_POLICIES:
             raise ConfigError(f"transform.aspect must be one of {ASPECT_POLICIES}, got {self.aspect!r}")
+        if self.batch_size < 1:
+            raise ConfigError(f"transform.batch_size must be >= 1, got {self.batch_size}")
 
 
 @dataclass(frozen=True)

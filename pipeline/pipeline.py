@@ -53,8 +53,10 @@ def create_components(config: PipelineConfig, *, serving_destination=None,
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
-        custom_config={"transform": dataclasses.asdict(config.transform),
+        custom_config={"transform": {"aspect": config.transform.aspect,
+                                     "image_size": config.transform.image_size},
                        "background": list(config.ingest.background)},
+        batch_size=config.transform.batch_size,
     ).with_id("Transform")
     trainer = (trainer_class or tfx.components.Trainer)(
         run_fn=RUN_FN,

@@ -156,3 +156,19 @@ def test_same_examples_and_analyzer_outputs_as_the_stock_transform(tmp_path):
     assert ours_art[0].properties["split_names"].string_value == '["train", "eval"]'
     counted = props["num_examples_train"].int_value + props["num_examples_eval"].int_value
     assert counted == 12
+
+
+def test_pipeline_passes_the_transform_config():
+    import dataclasses
+
+    from pipeline.config import ConfigError, EvalConfig, PipelineConfig, TransformConfig
+    from pipeline.pipeline import create_components
+
+    config = PipelineConfig(eval=EvalConfig(threshold=50.0),
+                            transform=TransformConfig(aspect="pad", batch_size=64))
+    transform = create_components(config)[2]
+    assert isinstance(transform, component.ImageTransform) and transform.id == "Transform"
+    assert transform.exec_properties["batch_size"] == 64
+    assert '"aspect": "pad"' in transform.exec_properties["custom_config"]
+    with pytest.raises(ConfigError, match="batch_size"):
+        create_components(dataclasses.replace(config, transform=TransformConfig(batch_size=0)))
