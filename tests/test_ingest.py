@@ -235,7 +235,19 @@ def crawl(tmp_path_factory):
     base = tmp_path_factory.mktemp("ingest")
     root = str(base / "crawl")
     os.makedirs(root)
-    return base, root, build_dirty_crawl(root)
+    expected = build_dirty_crawl(root)
+    # Names that are not valid UTF-8 (possible on local disks, not in GCS): recorded, never a crash.
+    # os.walk gives them as surrogate escapes; the ledger shows U+FFFD in their place.
+    jpeg = encode(photo_array(60), "JPEG")
+    for raw, row in ((b"cats/caf\xe9.jpg", ("rejected", "bad_filename", "cats")),
+                     (b"cats/.hid\xe9.jpg", ("skipped", "hidden", "cats")),
+                     (b"bad\xff/x.jpg", ("rejected", "bad_filename", None))):
+        path = os.path.join(os.fsencode(root), raw)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(jpeg)
+        expected[raw.decode("utf-8", "replace")] = row
+    return base, root, expected
 
 
 def _run(crawl, mode):
@@ -387,3 +399,12 @@ def test_root_smaller_than_one_batch_fails_after_ledger(tmp_path):
                                    str(tmp_path / "ok.json"), str(tmp_path / "ex_ok"))
     assert ok["policy"] == {"passed": True, "errors": []} and ok["config"]["min_train_examples"] == 5
     assert len(_read_examples(str(tmp_path / "ex_ok"))["train"]) == 5
+
+
+def test_rejection_detail_is_the_same_run_after_run():
+    """Pillow's message names the BytesIO object's address; the ledger must not."""
+    data = b"GIF89a" + b"\x00" * 3          # a GIF signature Pillow cannot identify
+    first, second = ingest.normalize_image(data), ingest.normalize_image(data)
+    assert isinstance(first, ingest.Rejection) and first.reason == ingest.REASON_CORRUPT
+    assert first.detail == second.detail and "0x" not in first.detail
+    assert first.detail.startswith("UnidentifiedImageError: cannot identify image file")

@@ -102,24 +102,39 @@ class _ListRoot(beam.DoFn):
     # transforms to build and three fewer DoFn calls per listed file.
     def process(self, root: str):
         for entry in storage.list_entries(root):
-            if entry.kind == "file":
+            if not ingest.check_utf8(entry.relpath):
+                # Beam's coders encode str as UTF-8, so a name that is not (os.walk's surrogate
+                # escapes) would crash the runner downstream: its ledger row is made here, with a
+                # printable path, and it never enters a PCollection as a path.
+                if entry.kind == "file":
+                    yield beam.pvalue.TaggedOutput(_LEDGER, _unencodable_entry(entry.relpath))
+            elif entry.kind == "file":
                 yield entry.relpath
             elif ingest.is_category_name(entry.relpath):
                 yield beam.pvalue.TaggedOutput(_FOLDERS, entry.relpath)
 
 
+def _unencodable_entry(relpath: str) -> dict[str, Any]:
+    """Ledger row of a file whose path is not valid UTF-8: skipped by the usual rules, else rejected."""
+    printable = relpath.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    category = ingest.category_of(relpath)
+    # A folder whose own name is not UTF-8 is not a category (categories are UTF-8 names).
+    category = category if category is not None and ingest.check_utf8(category) else None
+    skipped = _path_entry(printable)
+    if skipped is not None:
+        return skipped if category is not None else dict(skipped, category=None)
+    return ledger.file_entry(printable, ingest.STATUS_REJECTED, ingest.REASON_BAD_NAME, category,
+                             "path is not valid UTF-8")
+
+
 def _path_entry(relpath: str) -> dict[str, Any] | None:
-    """The ledger row of a path that is not read (skipped / bad filename), else None."""
+    """The ledger row of a path that is not read (skipped), else None. ``relpath`` is valid UTF-8."""
     category = ingest.category_of(relpath)
     skip = ingest.classify_path(relpath)
     if skip is not None:
         if skip == ingest.SKIP_HIDDEN and category is not None and not ingest.is_category_name(category):
             category = None  # a hidden first-level folder never becomes a category
         return ledger.file_entry(relpath, ingest.STATUS_SKIPPED, skip, category)
-    if not ingest.check_utf8(relpath):
-        return ledger.file_entry(
-            relpath.encode("utf-8", "surrogateescape").decode("utf-8", "replace"),
-            ingest.STATUS_REJECTED, ingest.REASON_BAD_NAME, category, "path is not valid UTF-8")
     return None
 
 
@@ -346,7 +361,7 @@ class IngestImages(beam.PTransform):
         # with the empty shard keys, the group by shard) and had 57 instead of 31 primitive
         # transforms: with the decode stubbed out, 3,409 photos cost ~40 % less (4.7 → 2.8 CPU-s).
         listed = (pbegin | "Root" >> beam.Create([self._root])
-                  | "List" >> beam.ParDo(_ListRoot()).with_outputs(_FOLDERS, main="files"))
+                  | "List" >> beam.ParDo(_ListRoot()).with_outputs(_FOLDERS, _LEDGER, main="files"))
         folders = listed[_FOLDERS]
         read = (listed.files
                 # Spread the (single-bundle) listing over workers before the heavy steps.
@@ -358,7 +373,7 @@ class IngestImages(beam.PTransform):
         resolved = (read[_META] | "GroupOutcomesBySha" >> beam.GroupByKey()
                     | "ResolveDuplicates" >> beam.ParDo(_ResolveDuplicates(eval_percent)).with_outputs(
                         _LEDGER, _DUPLICATED, main="kept"))
-        entries = ((read[_LEDGER], resolved[_LEDGER]) | "AllEntries" >> beam.Flatten())
+        entries = ((listed[_LEDGER], read[_LEDGER], resolved[_LEDGER]) | "AllEntries" >> beam.Flatten())
         summary = resolved.kept | "CountKept" >> beam.CombineGlobally(_CountKept())
         labels = summary | "Labels" >> beam.Map(lambda s: s[0])
         split_counts = summary | "SplitCounts" >> beam.Map(lambda s: s[1])

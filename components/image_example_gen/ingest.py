@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import re
 import struct
 import warnings
 import zlib
@@ -335,8 +336,13 @@ def _draft_request(width: int, height: int, scale: int) -> tuple[int, int]:
     return max(1, width // scale), max(1, height // scale)
 
 
+_OBJECT_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+>")
+
+
 def _classify_decoder_error(exc: BaseException) -> Rejection:
-    msg = f"{type(exc).__name__}: {exc}"
+    # Drop object addresses ("<_io.BytesIO object at 0x7f…>" from Pillow): the ledger must be the
+    # same bytes for the same input, run after run.
+    msg = _OBJECT_ADDRESS.sub(">", f"{type(exc).__name__}: {exc}")
     text = str(exc).lower()
     if isinstance(exc, EOFError) or "truncated" in text or "end of file" in text or "premature" in text or "unexpected end" in text \
             or "not enough data" in text or "image data is incomplete" in text:
