@@ -66,6 +66,8 @@ def config_from_knobs(args: argparse.Namespace, paths: dict | None = None) -> Pi
                 data = json.load(f)
         except (OSError, ValueError) as e:
             raise ConfigError(f"cannot read --config {args.config}: {e}") from e
+        if not isinstance(data, dict):
+            raise ConfigError(f"--config {args.config} must hold a JSON object, got {type(data).__name__}")
     data.update(paths or {})
     sections = {
         "train": {"epochs": args.epochs, "batch_size": args.batch_size,
@@ -75,6 +77,8 @@ def config_from_knobs(args: argparse.Namespace, paths: dict | None = None) -> Pi
         "transform": {"aspect": args.aspect},
     }
     for section, values in sections.items():
+        if not isinstance(data.get(section, {}), dict):
+            raise ConfigError(f"{section} must be a JSON object, got {data[section]!r}")
         merged = dict(data.get(section, {}))
         merged.update({k: v for k, v in values.items() if v is not None})
         data[section] = merged

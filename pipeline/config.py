@@ -10,6 +10,8 @@ import dataclasses
 import json
 import math
 import os
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -214,19 +216,65 @@ class PipelineConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "PipelineConfig":
+        """Build from a JSON object (sections as nested objects). Raises ConfigError (see section_from_dict)."""
         sections = {"ingest": IngestConfig, "transform": TransformConfig,
                     "train": TrainConfig, "eval": EvalConfig}
-        kwargs = dict(data)
-        for name, section_cls in sections.items():
-            if name in kwargs:
-                kwargs[name] = section_from_dict(section_cls, kwargs[name])
-        return cls(**kwargs)
+        if not isinstance(data, dict):
+            raise ConfigError(f"a pipeline config is a JSON object, got {type(data).__name__}")
+        kwargs = {k: v for k, v in data.items() if k not in sections}
+        config = section_from_dict(cls, kwargs, "")
+        return dataclasses.replace(config, **{
+            name: section_from_dict(section_cls, data[name], name + ".")
+            for name, section_cls in sections.items() if name in data})
 
 
-def section_from_dict(section_cls, data: dict[str, Any]):
-    """Build a config section from a JSON dict; lists become tuples; unknown keys are an error."""
-    names = {f.name for f in dataclasses.fields(section_cls)}
-    unknown = set(data) - names
+def section_from_dict(section_cls, data: dict[str, Any], prefix: str | None = None):
+    """Build a config section from a JSON object; lists become tuples.
+
+    Each value must match its field's annotation (int, float, str, bool, ``X | None``, tuples of
+    those): JSON gives no other guarantee, and a float where an int belongs would otherwise fail
+    minutes later inside a component.
+    Raises:
+      ConfigError: ``data`` is not an object, has unknown keys, or a value of the wrong type
+        (the message names ``<prefix><field>``; prefix defaults to the class name).
+    """
+    prefix = f"{section_cls.__name__}." if prefix is None else prefix
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'} must be a JSON object, got {data!r}")
+    hints = typing.get_type_hints(section_cls)
+    fields = {f.name for f in dataclasses.fields(section_cls)}
+    unknown = set(data) - fields
     if unknown:
         raise ConfigError(f"unknown {section_cls.__name__} fields: {sorted(unknown)}")
+    for name, value in data.items():
+        if not _matches(value, hints[name]):
+            raise ConfigError(f"{prefix}{name} must be {_type_name(hints[name])}, got {value!r}")
     return section_cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+def _matches(value, hint) -> bool:
+    """Does a JSON value fit a field annotation? Sections (dataclasses) are checked by their own call."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:   # JSON writes 1.0 as 1
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_matches(v, args[0]) for v in value)
+        return len(value) == len(args) and all(_matches(v, a) for v, a in zip(value, args))
+    return True
+
+
+def _type_name(hint) -> str:
+    return getattr(hint, "__name__", None) if typing.get_origin(hint) is None else str(hint).replace("typing.", "")

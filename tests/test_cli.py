@@ -49,6 +49,31 @@ def test_threshold_must_be_finite_and_non_negative(threshold, capsys):
     assert "threshold must be a finite number" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("content,message", [
+    ("[1]", "must hold a JSON object, got list"),
+    ('{"transform": {"batch_size": 16.7}}', "transform.batch_size must be int, got 16.7"),
+    ('{"train": {"batch_size": "16"}}', "train.batch_size must be int, got '16'"),
+    ('{"train": {"epochs": true}}', "train.epochs must be int, got True"),
+    ('{"transform": 5}', "transform must be a JSON object, got 5"),
+    ('{"ingest": {"background": [255, 255]}}', "ingest.background must be tuple[int, int, int]"),
+    ('{"pipeline_name": 3}', "pipeline_name must be str, got 3"),
+])
+def test_config_files_of_the_wrong_shape_are_refused_before_anything_runs(tmp_path, capsys, content, message):
+    path = tmp_path / "config.json"
+    path.write_text(content)
+    assert cli.main(["run", "--config", str(path), "--fid-threshold", "50", "--dry-run"]) == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_config_values_of_the_right_type_pass(tmp_path, capsys):
+    path = tmp_path / "config.json"
+    path.write_text('{"eval": {"threshold": 50}, "train": {"steps_per_epoch": null}, '
+                    '"ingest": {"background": [0, 0, 0]}, "transform": {"batch_size": 16}}')
+    assert cli.main(["run", "--config", str(path), "--dry-run"]) == 0
+    capsys.readouterr()
+
+
 def test_missing_inputs_are_usage_errors_not_tracebacks(tmp_path, capsys):
     assert cli.main(["run", "--data-root", str(tmp_path / "nope"), "--fid-threshold", "50"]) == cli.EXIT_USAGE
     assert "is not a folder" in capsys.readouterr().err

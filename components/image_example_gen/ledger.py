@@ -93,8 +93,8 @@ def evaluate_policy(counts_by_status: Mapping[str, int], empty_categories: list[
         # The Trainer only takes full batches: without this the run would fail two components later.
         errors.append(f"only {train_examples} train examples, fewer than min_train_examples "
                       f"{min_train_examples} (one training batch): add photos, lower train.batch_size "
-                      f"(for check-data: --min-train-examples), or lower ingest.eval_percent so that "
-                      f"more images go to train")
+                      f"(run: --batch-size; check-data: --min-train-examples), or lower "
+                      f"ingest.eval_percent (in --config) so that more images go to train")
     return fraction, errors
 
 
