@@ -131,7 +131,8 @@ def read_if_exists(uri: str) -> bytes | None:
       OSError (local), google.api_core.exceptions.GoogleAPICallError other than NotFound (gs://),
       tf.errors.OpError other than NotFoundError (other schemes): the read failed for another reason.
     """
-    if uri.startswith("gs://"):
+    # The same dispatch as atomic_write, so a URI is read from where it was written.
+    if uri.startswith(GCS_SCHEME):
         from google.api_core import exceptions
 
         from components.image_example_gen import storage
@@ -139,7 +140,7 @@ def read_if_exists(uri: str) -> bytes | None:
             return storage.read_bytes(uri)
         except exceptions.NotFound:
             return None
-    if "://" in uri:
+    if _SCHEME.match(uri):
         import tensorflow as tf
         try:
             with tf.io.gfile.GFile(uri, "rb") as f:
