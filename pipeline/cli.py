@@ -162,6 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
     from trainer import cli as trainer_cli
     for module in (ingest_cli, fid_cli, trainer_cli, report, kubeflow_cli):
         module.register(subparsers)
+    # main() accepts --verbose anywhere; listing it on every subcommand makes `run --help` say so.
+    for sub in subparsers.choices.values():
+        if not any("--verbose" in a.option_strings for a in sub._actions):
+            sub.add_argument("--verbose", action="store_true", help="show TensorFlow/Beam/TFX logs")
     return parser
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import glob
 import json
+import math
 import os
 from typing import Any
 
@@ -81,7 +82,9 @@ def metric_lines(evaluation: dict[str, Any]) -> list[str]:
         if name.endswith("_std"):
             continue
         std = metrics.get(f"{name}_std")
-        shown = "failed" if value is None else f"{value:.4g}" + (f" ± {std:.2g}" if std is not None else "")
+        # KID over the whole sample (one subset holding every image) has no spread: std is NaN.
+        has_std = isinstance(std, (int, float)) and math.isfinite(std)
+        shown = "failed" if value is None else f"{value:.4g}" + (f" ± {std:.2g}" if has_std else "")
         lines.append(f"{name} = {shown} ({counts})")
     if evaluation.get("error"):
         lines.append(f"evaluation error: {evaluation['error']}")

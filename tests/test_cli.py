@@ -17,7 +17,9 @@ def test_every_subcommand_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main([command, "--help"])
     assert exit_info.value.code == 0
-    assert "usage: dcgan-tfx " + command in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "usage: dcgan-tfx " + command in out
+    assert "--verbose" in out          # accepted after every subcommand, so listed there too
 
 
 def test_fid_scores_folders_through_the_pipeline_preprocessing(tmp_path, capsys):

@@ -93,3 +93,12 @@ def test_report_renders_in_headless_chromium(facts, tmp_path):
         assert img.size == (1000, 1600)
         # A blank page would be one colour; a rendered report is not.
         assert len(set(img.convert("L").getdata())) > 10
+
+
+def test_metric_lines_show_a_spread_only_when_there_is_one():
+    from pipeline.summary import metric_lines
+    lines = metric_lines({"metrics": {"fid": 287.5, "kid": 0.23, "kid_std": float("nan")},
+                          "n_real": 50, "n_gen": 50})
+    assert lines == ["fid = 287.5 (N_real=50, N_gen=50)", "kid = 0.23 (N_real=50, N_gen=50)"]
+    lines = metric_lines({"metrics": {"kid": 0.23, "kid_std": 0.01}, "n_real": 500, "n_gen": 500})
+    assert lines == ["kid = 0.23 ± 0.01 (N_real=500, N_gen=500)"]
