@@ -19,6 +19,9 @@
    own input pipeline: read, parse, check, fill the cache, shuffle, batch 32) over the
    transformed TFRecords, wall clock, median of three fresh pipelines; train_input_cached_img_s:
    a later epoch (from the cache). ``--copies 5`` runs it all at the real crawl's size.
+6. what_if_uint8_train_input_img_s: the same first epoch if Transform stored the (uint8-grid)
+   pixels as 12 KiB of bytes instead of 48 KiB of float32 — the number behind the open product
+   question in docs/architecture.md ("Data path speed"). Median of three, wall clock.
 
 Numbers are only comparable within one run on one machine (shared cores: expect noise).
 """
@@ -154,6 +157,48 @@ def train_input(work: str, passes: int = 3) -> tuple[int, list[float], float]:
     return n, firsts, cached
 
 
+def uint8_what_if(work: str, passes: int = 3) -> tuple[int, list[float]]:
+    """First-epoch seconds if Transform stored uint8 pixels instead of float32 (a product question).
+
+    The transformed images lie on the uint8 grid, so the same images fit in 12 KiB of raw bytes
+    instead of 48 KiB of floats. This re-encodes the train split that way (outside the clock) and
+    reads it in the shape of ``make_image_dataset_fn`` (read, parse 256 at a time, cache, shuffle
+    10,000, batch 32) plus the scaling to [-1, 1] per batch. Not the trainer's code: a what-if.
+    """
+    import tensorflow as tf
+
+    from trainer import features
+    from trainer.run_fn import PARSE_BATCH, SHUFFLE_BUFFER
+    files = sorted(glob.glob(os.path.join(work, "transformed", "Split-train", "*")))
+    float_spec = {features.IMAGE_KEY: tf.io.FixedLenFeature(features.IMAGE_SHAPE, tf.float32)}
+    raw_path = os.path.join(work, "what_if_uint8.tfrecord")
+    with tf.io.TFRecordWriter(raw_path) as writer:
+        for serialized in tf.data.TFRecordDataset(files).batch(PARSE_BATCH):
+            images = tf.io.parse_example(serialized, float_spec)[features.IMAGE_KEY].numpy()
+            for pixels in features.to_uint8(images):
+                writer.write(tf.train.Example(features=tf.train.Features(feature={
+                    "image_raw": tf.train.Feature(bytes_list=tf.train.BytesList(value=[pixels.tobytes()]))
+                })).SerializeToString())
+    raw_spec = {"image_raw": tf.io.FixedLenFeature([], tf.string)}
+
+    def parse(serialized):
+        raw = tf.io.decode_raw(tf.io.parse_example(serialized, raw_spec)["image_raw"], tf.uint8)
+        return tf.reshape(raw, (-1,) + features.IMAGE_SHAPE)
+
+    firsts = []
+    for i in range(passes):
+        ds = (tf.data.TFRecordDataset([raw_path]).batch(PARSE_BATCH)
+              .map(parse, num_parallel_calls=tf.data.AUTOTUNE).unbatch().cache()
+              .shuffle(SHUFFLE_BUFFER, seed=i).batch(32, drop_remainder=True)
+              .map(lambda q: tf.cast(q, tf.float32) / 127.5 - 1.0, num_parallel_calls=tf.data.AUTOTUNE)
+              .prefetch(tf.data.AUTOTUNE))
+        t0, n = time.time(), 0
+        for batch in ds:
+            n += int(batch.shape[0])
+        firsts.append(time.time() - t0)
+    return n, firsts
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", default=DEFAULT_SOURCE)
@@ -173,6 +218,7 @@ def main() -> int:
         n_seed, wall = seed_loader(root)
         seed_wall.append(wall)
         n_train, train_walls, wall_cached = train_input(os.path.join(tmp, "work"))
+        n_u8, u8_walls = uint8_what_if(os.path.join(tmp, "work"))
         for _ in range(2):
             decode_cpu.append(decode_limit(root)[1])
             seed_wall.append(seed_loader(root)[1])
@@ -188,6 +234,8 @@ def main() -> int:
         "train_input_img_s": round(train_rate, 2),
         "train_input_cached_img_s": round(n_train / wall_cached, 2),
         "peak_rss_mb": round(ing["peak_rss_mb"], 1),
+        "what_if_uint8_train_input_img_s": round(n_u8 / statistics.median(u8_walls), 2),
+        "what_if_uint8_ratio_to_seed_loader": round(n_u8 / statistics.median(u8_walls) / seed_rate, 2),
         "ingest_img_s_per_core": round(ing["n"] / ing["cpu_ingest_s"], 2),
         "transform_img_s_per_core": round(ing["n"] / ing["cpu_transform_s"], 2),
         "ingest_cpu_s": round(ing["cpu_ingest_s"], 2), "ingest_wall_s": round(ing["wall_ingest_s"], 2),
