@@ -247,7 +247,31 @@ def crawl(tmp_path_factory):
         with open(path, "wb") as f:
             f.write(jpeg)
         expected[raw.decode("utf-8", "replace")] = row
+    expected.update(_add_links_and_special_files(base, root))
     return base, root, expected
+
+
+def _add_links_and_special_files(base, root) -> dict:
+    """Local-disk-only entries: a named pipe, a dangling link and links to folders.
+
+    A link to a folder outside the root is walked (at the top level it is a category); a link
+    to a folder inside the root, or back to the root (a loop), is recorded once and not walked.
+    """
+    elsewhere = base / "elsewhere"                       # outside the root: read through links
+    elsewhere.mkdir()
+    (elsewhere / "far.jpg").write_bytes(encode(photo_array(61), "JPEG"))
+    os.mkfifo(os.path.join(root, "cats", "pipe.jpg"))   # reading it would block forever
+    os.symlink(os.path.join(root, "nowhere.jpg"), os.path.join(root, "cats", "dangling.jpg"))
+    os.symlink(elsewhere, os.path.join(root, "linked"))             # a category on another disk
+    os.symlink(os.path.join(root, "dogs"), os.path.join(root, "cats", "alias"))
+    os.symlink(root, os.path.join(root, "dogs", "loop"))
+    os.symlink(os.path.join(root, "cats"), os.path.join(root, "alias_of_cats"))
+    return {"cats/pipe.jpg": ("rejected", "unreadable", "cats"),
+            "cats/dangling.jpg": ("rejected", "unreadable", "cats"),
+            "linked/far.jpg": ("ingested", "", "linked"),
+            "cats/alias": ("skipped", "linked_folder", "cats"),
+            "dogs/loop": ("skipped", "linked_folder", "dogs"),
+            "alias_of_cats": ("skipped", "linked_folder", None)}
 
 
 def _run(crawl, mode):
@@ -265,7 +289,9 @@ def _run(crawl, mode):
 def test_ledger_exact(crawl, mode):
     _, expected, (report, _) = _run(crawl, mode)
     _check_ledger(report, expected)
-    assert report["labels"] == {"cats": 0, "dogs": 1, "Ünïcødé 服": 2}
+    assert report["labels"] == {"cats": 0, "dogs": 1, "linked": 2, "Ünïcødé 服": 3}
+    details = {e["path"]: e["detail"] for e in report["files"]}
+    assert "named pipe" in details["cats/pipe.jpg"]
     assert report["counts_by_category"]["broken"]["ingested"] == 0
     assert report["policy"]["passed"]
     assert report["rejection_reasons"]["empty_file"] == 2  # dogs/empty.jpg, broken/empty2.jpg

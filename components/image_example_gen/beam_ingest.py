@@ -106,12 +106,25 @@ class _ListRoot(beam.DoFn):
                 # Beam's coders encode str as UTF-8, so a name that is not (os.walk's surrogate
                 # escapes) would crash the runner downstream: its ledger row is made here, with a
                 # printable path, and it never enters a PCollection as a path.
-                if entry.kind == "file":
+                if entry.kind != storage.KIND_DIR:
                     yield beam.pvalue.TaggedOutput(_LEDGER, _unencodable_entry(entry.relpath))
-            elif entry.kind == "file":
+            elif entry.kind == storage.KIND_FILE:
                 yield entry.relpath
+            elif entry.kind == storage.KIND_LINKED_DIR:
+                yield beam.pvalue.TaggedOutput(_LEDGER, _linked_dir_entry(entry.relpath))
             elif ingest.is_category_name(entry.relpath):
                 yield beam.pvalue.TaggedOutput(_FOLDERS, entry.relpath)
+
+
+def _linked_dir_entry(relpath: str) -> dict[str, Any]:
+    """Ledger row of a link to a folder that is read anyway (storage.list_entries): skipped; a
+    first-level one is no category."""
+    category = ingest.category_of(relpath)
+    hidden = _path_entry(relpath)
+    if hidden is not None and hidden["reason"] == ingest.SKIP_HIDDEN:
+        return hidden
+    return ledger.file_entry(relpath, ingest.STATUS_SKIPPED, ingest.SKIP_LINKED_FOLDER, category,
+                             "link to a folder that is read under its own path (or a loop)")
 
 
 def _unencodable_entry(relpath: str) -> dict[str, Any]:

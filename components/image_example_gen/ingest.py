@@ -64,7 +64,8 @@ REJECTION_REASONS = (REASON_EMPTY, REASON_NOT_IMAGE, REASON_UNSUPPORTED, REASON_
 SKIP_ROOT_FILE = "root_file"                # directly under the root: belongs to no category
 SKIP_HIDDEN = "hidden"                      # a path component starts with "." (incl. "._*")
 SKIP_SYSTEM = "system_file"                 # Thumbs.db, desktop.ini
-SKIP_REASONS = (SKIP_ROOT_FILE, SKIP_HIDDEN, SKIP_SYSTEM)
+SKIP_LINKED_FOLDER = "linked_folder"        # a link to a folder read under its own path, or a loop
+SKIP_REASONS = (SKIP_ROOT_FILE, SKIP_HIDDEN, SKIP_SYSTEM, SKIP_LINKED_FOLDER)
 #: Compared case-insensitively (Windows writes them with varying case).
 SYSTEM_FILES = frozenset({"thumbs.db", "desktop.ini"})
 

@@ -7,6 +7,7 @@ gs:// goes through google-cloud-storage, not ``tf.io.gfile``: the client honours
 from __future__ import annotations
 
 import os
+import stat
 from typing import Iterator, NamedTuple
 
 from pipeline.fileio import atomic_write
@@ -14,13 +15,28 @@ from pipeline.fileio import atomic_write
 GCS_SCHEME = "gs://"
 
 
+#: ListedEntry kinds.
+KIND_FILE = "file"
+KIND_DIR = "dir"
+KIND_LINKED_DIR = "linked_dir"
+
+
 class ListedEntry(NamedTuple):
-    """One listing result. kind "file": ``relpath`` is a file path relative to the root,
-    '/'-separated. kind "dir": ``relpath`` is a first-level folder name (so an empty category
-    folder is still seen)."""
+    """One listing result, ``relpath`` relative to the root and '/'-separated.
+
+    kind ``KIND_FILE``: a file (anything that is not a folder: FIFOs and dangling links too, so
+    reading them can be recorded). ``KIND_DIR``: a first-level folder name (so an empty category
+    folder is still seen). ``KIND_LINKED_DIR``: a symbolic link to a folder that is not walked
+    because that folder is read anyway (see ``list_entries``).
+    """
 
     kind: str
     relpath: str
+
+
+class NotRegularFileError(OSError):
+    """A path that is not a regular file (named pipe, socket, device): never read, since reading
+    a FIFO blocks forever and a device may never end."""
 
 
 def is_gcs(uri: str) -> bool:
@@ -53,6 +69,13 @@ def list_entries(root: str) -> Iterator[ListedEntry]:
     """Every file under ``root`` (recursively, hidden ones included so the ledger can record
     them) plus every first-level folder.
 
+    Symbolic links (local roots): a link to a file is read as that file. A link to a folder is
+    walked when the folder lies outside the root's own tree (a category kept on another disk);
+    a link to a folder inside the root, to one of its own parents (a loop) or to a folder already
+    reached through another link is listed once as ``KIND_LINKED_DIR`` and not walked, so every
+    file is read once, under one path. Folders are walked in sorted order, so which of two links
+    to the same outside folder is walked does not depend on the file system's listing order.
+
     Args:
       root: a local directory or ``gs://bucket[/prefix]``.
     Yields:
@@ -66,14 +89,45 @@ def list_entries(root: str) -> Iterator[ListedEntry]:
     if not os.path.isdir(root):
         raise FileNotFoundError(f"data root is not a directory: {root!r}")
     root = os.path.abspath(root)
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+    walked = _folder_ids(root)   # the root's own tree: never walked again through a link
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         rel_dir = os.path.relpath(dirpath, root)
         rel_dir = "" if rel_dir == "." else rel_dir.replace(os.sep, "/")
-        if not rel_dir:
-            for name in dirnames:
-                yield ListedEntry("dir", name)
+        kept = []
+        for name in sorted(dirnames):
+            rel = f"{rel_dir}/{name}" if rel_dir else name
+            path = os.path.join(dirpath, name)
+            if os.path.islink(path):
+                target = _folder_id(path)
+                if target is None or target in walked:
+                    yield ListedEntry(KIND_LINKED_DIR, rel)
+                    continue
+                walked |= _folder_ids(path)
+            kept.append(name)
+            if not rel_dir:
+                yield ListedEntry(KIND_DIR, name)
+        dirnames[:] = kept   # os.walk descends only into these
         for name in filenames:
-            yield ListedEntry("file", f"{rel_dir}/{name}" if rel_dir else name)
+            yield ListedEntry(KIND_FILE, f"{rel_dir}/{name}" if rel_dir else name)
+
+
+def _folder_id(path: str) -> tuple[int, int] | None:
+    """(device, inode) of the folder at ``path`` (links followed); None when it cannot be stat'ed."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _folder_ids(top: str) -> set[tuple[int, int]]:
+    """Ids of ``top`` and every folder below it, not following links."""
+    ids = {_folder_id(top)}
+    for dirpath, dirnames, _ in os.walk(top, followlinks=False):
+        ids.update(_folder_id(os.path.join(dirpath, d)) for d in dirnames
+                   if not os.path.islink(os.path.join(dirpath, d)))
+    ids.discard(None)
+    return ids
 
 
 def _list_gcs(root: str) -> Iterator[ListedEntry]:
@@ -88,11 +142,11 @@ def _list_gcs(root: str) -> Iterator[ListedEntry]:
         parts = rel.split("/")
         if len(parts) >= 2 and parts[0] not in top_dirs:
             top_dirs.add(parts[0])
-            yield ListedEntry("dir", parts[0])
+            yield ListedEntry(KIND_DIR, parts[0])
         if rel.endswith("/"):
             # A zero-byte "folder/" marker written by consoles: a directory, not a file.
             continue
-        yield ListedEntry("file", rel)
+        yield ListedEntry(KIND_FILE, rel)
 
 
 def join(root: str, relpath: str) -> str:
@@ -105,8 +159,9 @@ def join(root: str, relpath: str) -> str:
 class Reader:
     """Reads files under one root; keeps one GCS client per instance (create it once per worker).
 
-    ``read(relpath)`` returns the whole file as bytes and raises OSError (local) or
-    google.api_core exceptions (gs://) on failure.
+    ``read(relpath)`` returns the whole file as bytes and raises OSError (local;
+    ``NotRegularFileError`` for a named pipe, socket or device) or google.api_core exceptions
+    (gs://) on failure.
     """
 
     def __init__(self, root: str):
@@ -121,8 +176,23 @@ class Reader:
         if self._bucket is not None:
             name = f"{self._prefix}/{relpath}" if self._prefix else relpath
             return self._bucket.blob(name).download_as_bytes()
-        with open(join(self.root, relpath), "rb") as f:
+        # O_NONBLOCK: opening a named pipe must not wait for a writer; then only regular files
+        # are read (checked on the open descriptor, so the file cannot change kind in between).
+        fd = os.open(join(self.root, relpath), os.O_RDONLY | os.O_NONBLOCK)
+        with open(fd, "rb") as f:
+            mode = os.fstat(fd).st_mode
+            if not stat.S_ISREG(mode):
+                raise NotRegularFileError(f"not a regular file: {_file_kind(mode)}")
             return f.read()
+
+
+def _file_kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "named pipe (FIFO)"), (stat.S_ISSOCK, "socket"),
+                       (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
+                       (stat.S_ISDIR, "folder")):
+        if test(mode):
+            return name
+    return "special file"
 
 
 def write_bytes(uri: str, data: bytes) -> None:
