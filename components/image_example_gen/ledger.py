@@ -23,6 +23,7 @@ files, hidden first-level folders). ingested + rejected + skipped + duplicate = 
 from __future__ import annotations
 
 import json
+import unicodedata
 from typing import Any, Iterable, Mapping
 
 from components.image_example_gen import ingest
@@ -167,18 +168,29 @@ def raise_if_failed(report: Mapping[str, Any], report_path: str | None = None) -
         raise IngestionPolicyError(policy.get("errors") or ["policy not evaluated"], report, report_path)
 
 
+def _display_width(text: str) -> int:
+    """Terminal columns of ``text``: East Asian wide/fullwidth characters take two (Unicode
+    UAX #11), combining marks none, the rest one."""
+    return sum(0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+               for ch in text)
+
+
 def format_table(report: Mapping[str, Any]) -> str:
     """A per-category summary table (plain text) for the check-data CLI."""
     cols = ("seen",) + ingest.STATUSES
     cats = report["counts_by_category"]
-    width = max([len("category")] + [len(c) for c in cats]) + 2
-    lines = ["category".ljust(width) + "label".rjust(6) + "".join(c.rjust(10) for c in cols)]
+    width = max([len("category")] + [_display_width(c) for c in cats]) + 2
+
+    def pad(name: str) -> str:
+        return name + " " * (width - _display_width(name))
+
+    lines = [pad("category") + "label".rjust(6) + "".join(c.rjust(10) for c in cols)]
     for name, counts in cats.items():
         label = report["labels"].get(name)
-        lines.append(name.ljust(width) + ("-" if label is None else str(label)).rjust(6)
+        lines.append(pad(name) + ("-" if label is None else str(label)).rjust(6)
                      + "".join(str(counts[c]).rjust(10) for c in cols))
     status = report["counts_by_status"]
-    lines.append("all files".ljust(width) + "".rjust(6) + str(report["seen"]).rjust(10)
+    lines.append(pad("all files") + "".rjust(6) + str(report["seen"]).rjust(10)
                  + "".join(str(status[s]).rjust(10) for s in ingest.STATUSES))
     if report["rejection_reasons"]:
         lines.append("rejections: " + ", ".join(f"{r}={n}" for r, n in report["rejection_reasons"].items()))
