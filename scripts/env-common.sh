@@ -11,6 +11,80 @@ host_debian_mirror() {
   echo "$uri"
 }
 
+# shared_folder: the repository's sibling shared/ (bound read-only), or nothing.
+shared_folder() {
+  if [[ -d "$repo/../shared" ]]; then (cd "$repo/../shared" && pwd); fi
+}
+
+# bound_folders: print, one a line, the folders the rootfs route binds at their own paths: /tmp, the
+# repository, a sibling shared/ and each folder in DCGAN_TFX_BIND (colon-separated).
+# Returns 2, with a message, when a DCGAN_TFX_BIND entry is not a folder.
+# The user's HOME is deliberately not bound: inside, HOME is the root filesystem's /root, and binding
+# the host's home (itself /root for root) would mix the host's dotfiles, caches and ~/.local site-packages
+# into the Debian 13 tools and expose it all read-write; folders under it are shared via DCGAN_TFX_BIND.
+bound_folders() {
+  local extra d
+  echo /tmp; echo "$repo"; shared_folder
+  IFS=: read -r -a extra <<< "${DCGAN_TFX_BIND:-}"
+  for d in "${extra[@]}"; do
+    [[ -z $d ]] && continue
+    [[ -d $d ]] || { echo "DCGAN_TFX_BIND: $d is not a folder" >&2; return 2; }
+    (cd "$d" && pwd)
+  done
+}
+
+# Folders the root filesystem has of its own (Debian 13's, or /dev and /proc bound in): arguments such
+# as /usr/bin/env or /dev/null name the environment itself, not the user's files, so they are not checked.
+SYSTEM_FOLDERS=(/usr /bin /sbin /lib /lib32 /lib64 /libx32 /etc /proc /sys /dev)
+
+# _is_under PATH FOLDER...: whether PATH is one of the FOLDERs or inside one.
+_is_under() {
+  local p=$1 f
+  shift
+  for f in "$@"; do [[ $p == "$f" || $p == "${f%/}"/* ]] && return 0; done
+  return 1
+}
+
+# _is_shared PATH: whether PATH means the same file inside the root filesystem as on the host. Both its
+# spelling ('..' folded; the mount points) and where its existing part's symlinks lead on the host must be
+# inside a bound folder: a link outside pointing in does not exist inside, and one inside pointing out
+# dangles inside. Uses check_paths_shared's arrays binds and real (bash's dynamic scope).
+_is_shared() {
+  _is_under "$(realpath -ms -- "$1")" "${binds[@]}" && _is_under "$(realpath -m -- "$1")" "${real[@]}"
+}
+
+# check_paths_shared CMD ARGS...: for the rootfs route, refuse a command that names a path the chroot
+# would not share with the host, where it would silently be read or written inside the root filesystem.
+# Checked: every argument that starts with '/' and the value of every '--opt=/path' (a path that does not
+# exist yet is judged by its nearest existing parent), except those under SYSTEM_FOLDERS; and the current
+# folder, which relative arguments and default outputs are resolved against. Other arguments (relative
+# paths, gs:// URIs) are left alone.
+# Returns: 0 when all is shared; 2 with one line on stderr naming the path, the shared folders and
+# DCGAN_TFX_BIND otherwise (or when DCGAN_TFX_BIND itself is wrong).
+check_paths_shared() {
+  local out binds real=() b a p list
+  out=$(bound_folders) || return 2
+  mapfile -t binds <<< "$out"
+  for b in "${binds[@]}"; do real+=("$(realpath -- "$b")"); done
+  list=$(printf '%s, ' "${binds[@]}"); list=${list%, }
+  local hint="shared folders: $list; DCGAN_TFX_BIND=/that/folder (colon-separated) shares more"
+  if ! _is_shared "$PWD"; then
+    echo "dcgan-tfx in-env: the current folder $PWD is not shared with the root filesystem (the command would run elsewhere); $hint" >&2
+    return 2
+  fi
+  for a in "$@"; do
+    case $a in
+      /*) p=$a ;;
+      -*=/*) p=${a#*=} ;;
+      *) continue ;;
+    esac
+    _is_under "$(realpath -ms -- "$p")" "${SYSTEM_FOLDERS[@]}" && continue
+    _is_shared "$p" && continue
+    echo "dcgan-tfx in-env: $p is outside the folders shared with the root filesystem, so it would be read or written inside it instead; $hint" >&2
+    return 2
+  done
+}
+
 # run_in_route CMD ARGS...: run in the chosen route, from the current directory.
 # rootfs: a private mount namespace (no mount outlives the command), /proc and /dev bound in,
 # the repository, /tmp, a sibling shared/ (read-only) and every folder named in DCGAN_TFX_BIND
@@ -19,24 +93,19 @@ run_in_route() {
   local route
   route=$(cat "$repo/.env-route" 2>/dev/null || echo venv)
   if [[ $route != rootfs ]]; then "$@"; return; fi
-  local shared="" ; [[ -d "$repo/../shared" ]] && shared=$(cd "$repo/../shared" && pwd)
+  local shared binds out d
+  shared=$(shared_folder)
+  out=$(bound_folders) || return 2
+  mapfile -t binds <<< "$out"
   cp -f /etc/ssl/certs/ca-certificates.crt "$ROOTFS/etc/ssl/certs/ca-certificates.crt" 2>/dev/null || true
   cp -f /etc/resolv.conf "$ROOTFS/etc/resolv.conf" 2>/dev/null || true
   cp -f /etc/hosts "$ROOTFS/etc/hosts" 2>/dev/null || true
-  # /tmp first: a repository that lives under /tmp is then bound on top of it, not hidden by it.
-  local binds=(/tmp "$repo") extra
-  [[ -n $shared ]] && binds+=("$shared")
-  IFS=: read -r -a extra <<< "${DCGAN_TFX_BIND:-}"
-  for d in "${extra[@]}"; do
-    [[ -z $d ]] && continue
-    [[ -d $d ]] || { echo "DCGAN_TFX_BIND: $d is not a folder" >&2; return 2; }
-    binds+=("$(cd "$d" && pwd)")
-  done
+  # /tmp comes first: a repository that lives under /tmp is then bound on top of it, not hidden by it.
   for d in "${binds[@]}"; do mkdir -p "$ROOTFS$d"; done
   mkdir -p "$ROOTFS/proc" "$ROOTFS/dev"
   # Pass the command through the environment so its quoting survives intact.
   DCGAN_TFX_CMD=$(printf '%q ' "$@") DCGAN_TFX_CWD=$PWD DCGAN_TFX_SHARED=$shared \
-  DCGAN_TFX_BINDS=$(printf '%s\n' "${binds[@]}") DCGAN_TFX_ROOT=$ROOTFS \
+  DCGAN_TFX_BINDS=$out DCGAN_TFX_ROOT=$ROOTFS \
   unshare --mount --propagation private --fork bash -c '
     set -e
     r=$DCGAN_TFX_ROOT
