@@ -11,13 +11,14 @@ import argparse
 import dataclasses
 import json
 import os
+import sys
 
 from kubeflow.config import (ACCELERATOR_TYPES, BEAM_RUNNERS, DataflowConfig, TrainingConfig,
                              VertexConfig)
 from pipeline.cli import add_pipeline_knobs, config_from_knobs
 from pipeline.config import ConfigError
 
-EXIT_OK = 0
+EXIT_OK, EXIT_FAILED = 0, 1
 
 
 def _add_compile(subparsers) -> None:
@@ -169,7 +170,16 @@ def _handle_schedule(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(schedule.request_to_json(request))
         return EXIT_OK
-    result = schedule.send(request, args.region)
+    from google.auth.exceptions import DefaultCredentialsError
+
+    try:
+        result = schedule.send(request, args.region)
+    except DefaultCredentialsError as e:  # raised while building the client, before any request
+        print(f"dcgan-tfx schedule: no Google Cloud credentials found ({e}); provide Application "
+              "Default Credentials (`gcloud auth application-default login`) or set "
+              "GOOGLE_APPLICATION_CREDENTIALS to a service-account key file, or use --dry-run",
+              file=sys.stderr)
+        return EXIT_FAILED
     print(f"dcgan-tfx: {'created schedule ' + result.name if result is not None else 'resumed ' + args.resume}")
     return EXIT_OK
 

@@ -4,7 +4,7 @@ Subcommands live beside the code they drive; each module exposes ``register(subp
 and imports TensorFlow/TFX only inside its handlers, so ``--help`` stays instant.
 
 Exit codes: 0 success; 1 the work ran and failed (pipeline error, data policy violated);
-2 bad usage or configuration (nothing ran).
+2 bad usage or configuration (nothing ran); 130 interrupted (Ctrl-C).
 """
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ import json
 import logging
 import os
 import sys
+import traceback
 
 from pipeline.config import (ASPECT_POLICIES, BEAM_MODES, DEFAULT_DATA_ROOT, DEFAULT_OUTPUT_ROOT,
                              ConfigError, PipelineConfig)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a Ctrl-C
 
 
 def quiet_logs(verbose: bool) -> None:
@@ -102,6 +104,11 @@ def _add_run(subparsers) -> None:
     p.add_argument("--serving-dir", help="where blessed generators are pushed (default: OUTPUT_ROOT/serving)")
     p.add_argument("--beam-mode", choices=BEAM_MODES, help="DirectRunner mode (default in_memory)")
     p.add_argument("--beam-workers", type=int, help="workers in multi_processing mode (default 2)")
+    # default None, not False: without the flag, a --config file's enable_cache stands.
+    p.add_argument("--enable-cache", action="store_true", default=None,
+                   help="reuse outputs of components whose inputs did not change (TFX caching); "
+                        "re-running an interrupted run with the same --output-root and this flag "
+                        "resumes training from its last checkpoint (default: off)")
     add_pipeline_knobs(p)
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     p.set_defaults(handler=_handle_run)
@@ -113,7 +120,8 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     paths = {"pipeline_root": os.path.join(out, "pipeline"),
              "metadata_path": os.path.join(out, "metadata.sqlite"),
              "serving_dir": os.path.join(out, "serving")}
-    for key in ("data_root", "pipeline_root", "metadata_path", "serving_dir", "beam_mode", "beam_workers"):
+    for key in ("data_root", "pipeline_root", "metadata_path", "serving_dir", "beam_mode", "beam_workers",
+                "enable_cache"):
         if getattr(args, key, None) is not None:
             paths[key] = getattr(args, key)
     return config_from_knobs(args, paths)
@@ -169,15 +177,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupted(args: argparse.Namespace, verbose: bool) -> int:
+    """Report a Ctrl-C in one line (the traceback only with --verbose); returns EXIT_INTERRUPTED."""
+    if verbose:
+        traceback.print_exc()
+    print(f"dcgan-tfx {args.command}: interrupted", file=sys.stderr)
+    if args.command == "run":
+        # Without the cache, Transform re-runs, its output path changes and so does the Trainer's
+        # resume fingerprint: training would restart from epoch 1.
+        print("  re-run with the same --output-root and --enable-cache to resume training "
+              "from its last checkpoint", file=sys.stderr)
+    return EXIT_INTERRUPTED
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The ``dcgan-tfx`` entry point.
+
+    Args:
+      argv: arguments without the program name (default: ``sys.argv[1:]``).
+    Returns:
+      the exit code: 0 ok, 1 the work failed, 2 bad usage/config/input, 130 interrupted (Ctrl-C).
+    Raises:
+      SystemExit: from argparse, for ``--help`` and unparsable arguments.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     # --verbose is accepted before or after the subcommand.
     verbose = "--verbose" in argv
     argv = [a for a in argv if a != "--verbose"]
     args = build_parser().parse_args(argv)
-    quiet_logs(verbose)
     try:
+        quiet_logs(verbose)
         return args.handler(args)
+    except KeyboardInterrupt:
+        return _interrupted(args, verbose)
     except ConfigError as e:
         print(f"dcgan-tfx: configuration error: {e}", file=sys.stderr)
         return EXIT_USAGE

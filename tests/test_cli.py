@@ -2,6 +2,10 @@
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -90,3 +94,106 @@ def test_missing_inputs_are_usage_errors_not_tracebacks(tmp_path, capsys):
 def test_verbose_is_accepted_after_the_subcommand(capsys):
     assert cli.main(["run", "--verbose", "--fid-threshold", "50", "--dry-run"]) == 0
     assert '"threshold": 50.0' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv,field", [
+    (["--min-improvement", "-1"], "eval.min_improvement"),
+    (["--min-improvement", "nan"], "eval.min_improvement"),
+    (["--max-real", "-3"], "eval.max_real"),
+])
+def test_eval_flags_the_evaluator_would_refuse_are_refused_up_front(argv, field, capsys):
+    assert cli.main(["run", "--fid-threshold", "400", *argv, "--dry-run"]) == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert field in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("content,field", [
+    ('{"train": {"latent_dim": 0}}', "train.latent_dim"),
+    ('{"transform": {"image_size": 32}}', "transform.image_size"),
+    ('{"eval": {"metrics": ["fid", "fdi"]}}', "eval.metrics"),
+])
+def test_config_values_components_would_refuse_are_refused_up_front(tmp_path, capsys, content, field):
+    path = tmp_path / "config.json"
+    path.write_text(content)
+    assert cli.main(["run", "--config", str(path), "--fid-threshold", "50", "--dry-run"]) == cli.EXIT_USAGE
+    assert field in capsys.readouterr().err
+
+
+def test_empty_npy_is_a_usage_error(tmp_path, capsys):
+    empty = tmp_path / "empty.npy"
+    empty.write_bytes(b"")
+    assert cli.main(["features", str(empty), str(tmp_path / "out.npy")]) == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith("dcgan-tfx features:") and "is empty" in err and "Traceback" not in err
+    assert not (tmp_path / "out.npy").exists()
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--num", "0"], "--num must be >= 1, got 0"),
+    (["--ncols", "-1"], "--ncols must be >= 0"),
+])
+def test_generate_checks_its_flags_before_loading_the_model(tmp_path, capsys, argv, message):
+    # The model folder does not exist: the flag error must come first.
+    code = cli.main(["generate", str(tmp_path / "no-model"), *argv, "--out", str(tmp_path / "g.png")])
+    assert code == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith("dcgan-tfx generate:") and message in err
+
+
+def _dry_run_config(capsys, *argv) -> dict:
+    assert cli.main(["run", "--fid-threshold", "50", *argv, "--dry-run"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_enable_cache_flag_reaches_the_config(tmp_path, capsys):
+    assert _dry_run_config(capsys)["enable_cache"] is False
+    assert _dry_run_config(capsys, "--enable-cache")["enable_cache"] is True
+    # Without the flag a --config file's value stands (the flag's absence is not "False").
+    path = tmp_path / "config.json"
+    path.write_text('{"enable_cache": true}')
+    assert _dry_run_config(capsys, "--config", str(path))["enable_cache"] is True
+
+
+def _interrupt_while_reading(tmp_path, argv: list[str]) -> subprocess.CompletedProcess:
+    """Run ``python -m pipeline.cli argv`` where ``{fifo}`` in argv is a FIFO the command reads,
+    and send it SIGINT while it is blocked reading: a real Ctrl-C at a known point."""
+    fifo = str(tmp_path / "input.json")
+    os.mkfifo(fifo)
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", *(a.replace("{fifo}", fifo) for a in argv)],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while True:  # opening the write end succeeds once the command has opened the read end
+        try:
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            break
+        except OSError:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
+    try:
+        time.sleep(0.5)   # let it enter read(); nothing will ever be written
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        os.close(fd)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+@pytest.mark.parametrize("argv,hint", [
+    (["run", "--config", "{fifo}", "--fid-threshold", "50", "--dry-run"], True),
+    (["schedule", "--spec", "{fifo}", "--cron", "0 3 * * 1", "--project", "p", "--region", "r",
+      "--dry-run"], False),
+])
+def test_ctrl_c_ends_in_one_line_and_exit_130(tmp_path, argv, hint):
+    result = _interrupt_while_reading(tmp_path, argv)
+    assert result.returncode == 130, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == f"dcgan-tfx {argv[0]}: interrupted" and "Traceback" not in result.stderr
+    assert ("--enable-cache" in result.stderr) is hint and len(lines) == 1 + hint
+
+
+def test_ctrl_c_with_verbose_keeps_the_traceback(tmp_path):
+    result = _interrupt_while_reading(tmp_path, ["run", "--verbose", "--config", "{fifo}",
+                                                 "--fid-threshold", "50", "--dry-run"])
+    assert result.returncode == 130
+    assert "Traceback" in result.stderr and "KeyboardInterrupt" in result.stderr
+    assert "dcgan-tfx run: interrupted" in result.stderr

@@ -13,6 +13,7 @@ import io
 import json
 import os
 import re
+import socket
 
 import pytest
 
@@ -338,3 +339,24 @@ def test_compile_refuses_missing_threshold(tmp_path):
     with pytest.raises(ConfigError, match="threshold"):
         _run_cli(argv)
     assert not os.path.exists(tmp_path / "x.json")
+
+
+def test_schedule_without_credentials_says_how_to_provide_them(tmp_path, monkeypatch, capsys):
+    # google.auth reads GOOGLE_APPLICATION_CREDENTIALS first and fails at once on a missing file,
+    # before the gcloud config or the GCE metadata server (the only lookups that could touch the
+    # network); refusing socket connections proves no request goes out.
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "no-such-key.json"))
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))
+    monkeypatch.setenv("NO_GCE_CHECK", "True")
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the schedule command tried to open a network connection")
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket.socket, "connect_ex", no_network)
+    args = _parser().parse_args(["schedule", "--resume", "projects/dcgan-proj/locations/europe-west4/schedules/1",
+                                 "--project", "dcgan-proj", "--region", "europe-west4"])
+    assert args.handler(args) == kcli.EXIT_FAILED
+    err = capsys.readouterr().err
+    assert err.startswith("dcgan-tfx schedule: no Google Cloud credentials found")
+    assert "GOOGLE_APPLICATION_CREDENTIALS" in err and "Application Default Credentials" in err
+    assert len(err.strip().splitlines()) == 1

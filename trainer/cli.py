@@ -26,9 +26,19 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def generate_command(args: argparse.Namespace) -> int:
-    """Run ``generate``; prints what was written. Returns 0; raises SystemExit on bad arguments."""
+    """Run ``generate``; prints what was written.
+
+    Returns:
+      0.
+    Raises:
+      ValueError: ``--num`` < 1 or ``--ncols`` < 0 (checked before the model is loaded; the
+        ``dcgan-tfx`` main turns it into exit code 2), or a model without the generate signature.
+      FileNotFoundError: no SavedModel in ``model_dir``.
+    """
     if args.num < 1:
-        raise SystemExit(f"--num must be >= 1, got {args.num}")
+        raise ValueError(f"--num must be >= 1, got {args.num}")
+    if args.ncols < 0:
+        raise ValueError(f"--ncols must be >= 0 (0: ceil(sqrt(NUM))), got {args.ncols}")
     from PIL import Image
 
     from trainer.export import generate_images, save_grid_png

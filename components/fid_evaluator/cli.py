@@ -16,7 +16,6 @@ import os
 import numpy as np
 
 
-
 def register(subparsers) -> None:
     """Add the ``features`` and ``fid`` subcommands to an argparse subparsers object."""
     p = subparsers.add_parser("features", help="2048-d FID Inception features of a uint8 .npy image batch")
@@ -41,9 +40,19 @@ def register(subparsers) -> None:
 
 
 def features_command(args) -> int:
-    """Handler of ``features``: prints a JSON summary; returns 0."""
+    """Handler of ``features``: prints a JSON summary.
+
+    Returns:
+      0.
+    Raises:
+      FileNotFoundError: ``images`` does not exist.
+      ValueError: ``images`` is empty, not a .npy array, or not uint8 [N, H, W, 3] (exit code 2).
+    """
     from components.fid_evaluator import inception
 
+    # np.load raises EOFError on a zero-byte file; every other malformed .npy gives ValueError.
+    if os.path.isfile(args.images) and os.path.getsize(args.images) == 0:
+        raise ValueError(f"{args.images} is empty (0 bytes); expected a uint8 [N, H, W, 3] .npy file")
     summary = inception.extract_features_npy(args.images, args.out, args.weights_uri, args.batch_size)
     print(json.dumps(summary))
     return 0
