@@ -35,13 +35,19 @@ def test_fid_scores_folders_through_the_pipeline_preprocessing(tmp_path, capsys)
     (fake / "broken.jpg").write_bytes(b"not an image at all")
     shutil.copy(fake / sorted(os.listdir(fake))[0], fake / "zz_copy.jpg")       # byte duplicate
     shutil.copy(fake / sorted(os.listdir(fake))[0], fake / ".hidden.jpg")       # hidden file
+    os.symlink(tmp_path / "nowhere.jpg", fake / "dangling.jpg")                # read as ingestion
+    os.mkfifo(fake / "pipe.jpg")                                               # reads: recorded
+    os.symlink(fake, fake / "loop")
     code = cli.main(["fid", str(real), str(fake), "--metrics", "fid,kid", "--extractor", "downsample-8x8"])
     assert code == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["n_real"] == 6 and result["n_fake"] == 6
-    assert sorted(result["fake"]["rejected"]) == sorted([
-        f"{fake / 'broken.jpg'}: not_an_image", f"{fake / 'zz_copy.jpg'}: duplicate",
-        f"{fake / '.hidden.jpg'}: skipped (hidden)"])
+    assert {f"{fake / '.hidden.jpg'}: skipped (hidden)", f"{fake / 'loop'}: skipped (linked_folder)",
+            f"{fake / 'broken.jpg'}: not_an_image"} < set(result["fake"]["rejected"])
+    reasons = {r.split(": ")[0]: r.split(": ")[1].split(" ")[0] for r in result["fake"]["rejected"]}
+    assert reasons == {str(fake / n): why for n, why in (
+        ("broken.jpg", "not_an_image"), ("zz_copy.jpg", "duplicate"), (".hidden.jpg", "skipped"),
+        ("loop", "skipped"), ("dangling.jpg", "unreadable"), ("pipe.jpg", "unreadable"))}
     assert result["metrics"]["fid"] > 0 and result["small_sample"] is True
     # Same folder on both sides: the distance collapses.
     assert cli.main(["fid", str(real), str(real), "--extractor", "downsample-8x8"]) == 0

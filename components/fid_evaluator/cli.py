@@ -71,7 +71,9 @@ def load_folder_images(folder: str, limit: int = 0, aspect: str = "squash") -> t
     EXIF, alpha, CMYK…) and then the Transform graph's ``images_from_bytes`` (same decode, resize
     filter and aspect policy), then the same uint8 quantiser: a folder is scored exactly as the
     pipeline would have ingested it.
-    Hidden/system files are skipped and byte-identical files counted once, as ImageExampleGen does.
+    Listing and reading are ImageExampleGen's too (``storage.list_entries``/``Reader``: links,
+    named pipes, unreadable files); hidden/system files are skipped and byte-identical files
+    counted once, as ImageExampleGen does.
     Returns:
       (uint8 [N, 64, 64, 3], rejected) where ``rejected`` lists "path: reason" for every file not
       used (rejected, skipped or duplicate: reported, never dropped silently). limit > 0 keeps the
@@ -81,21 +83,29 @@ def load_folder_images(folder: str, limit: int = 0, aspect: str = "squash") -> t
     """
     import tensorflow as tf
 
-    from components.image_example_gen import ingest
+    from components.image_example_gen import ingest, storage
     from trainer import features, preprocessing
 
-    paths = sorted(os.path.join(d, f) for d, _, files in os.walk(folder) for f in files)
+    listed = sorted((e.relpath, e.kind) for e in storage.list_entries(folder) if e.kind != storage.KIND_DIR)
+    reader = storage.Reader(folder)
     accepted, rejected, seen = [], [], set()
-    for path in paths:
+    for relpath, kind in listed:
         if limit and len(accepted) >= limit:
             break
+        path = storage.join(folder, relpath)
+        if kind == storage.KIND_LINKED_DIR:
+            rejected.append(f"{path}: skipped ({ingest.SKIP_LINKED_FOLDER})")
+            continue
         # The folder plays one category: hidden and system files are skipped as ingestion skips them.
-        skip = ingest.classify_path("folder/" + os.path.relpath(path, folder).replace(os.sep, "/"))
+        skip = ingest.classify_path("folder/" + relpath)
         if skip:
             rejected.append(f"{path}: skipped ({skip})")
             continue
-        with open(path, "rb") as f:
-            data = f.read()
+        try:
+            data = reader.read(relpath)
+        except OSError as exc:
+            rejected.append(f"{path}: {ingest.REASON_UNREADABLE} ({exc})")
+            continue
         digest = hashlib.sha256(data).hexdigest()
         if digest in seen:  # byte-identical files count once, as in ImageExampleGen
             rejected.append(f"{path}: duplicate")
