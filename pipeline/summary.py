@@ -118,7 +118,9 @@ def format_summary(facts: dict[str, Any]) -> str:
         verdict = "BLESSED" if bl.get("blessed") == 1 else "NOT BLESSED"
         lines.append(f"gate: {verdict} — {bl.get('blessing_message', '')}")
     push = facts.get("push", {})
-    if push.get("pushed") == 1:
+    if push.get("already_pushed") == 1:
+        lines.append(f"generator already live at {push.get('pushed_destination')}; not pushed again")
+    elif push.get("pushed") == 1:
         lines.append(f"pushed generator to {push.get('pushed_destination')}")
     elif bl:
         lines.append("generator not pushed (the gate did not bless it)")

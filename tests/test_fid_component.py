@@ -239,3 +239,50 @@ def test_just_below_then_worse_second_run(tmp_path, data):
     validation = tfma.load_validation_result(blessing["evaluation_dir"])
     assert not validation.validation_ok
     assert validation.metric_validations_per_slice[0].failures[0].metric_key.is_diff
+
+
+def test_candidate_that_is_the_baseline_skips_the_change_threshold():
+    """A model compared with itself neither 'beats' nor fails to beat itself: only the bound counts."""
+    from components.fid_evaluator import gate
+
+    proto = gate.metric_threshold(400.0, min_improvement=5.0)
+    same = gate.decide("fid", 382.576, 382.576, proto, baseline_is_candidate=True)
+    assert same.blessed and not same.rubber_stamp and not same.failures
+    assert "is the baseline itself" in same.reason and "beats" not in same.reason
+    assert not gate.validation_result(same, proto).rubber_stamp
+    # The value threshold still applies (e.g. tightened since the model was blessed).
+    tight = gate.decide("fid", 382.576, 382.576, gate.metric_threshold(300.0), baseline_is_candidate=True)
+    assert not tight.blessed and "> threshold" in tight.reason
+    # A different model with the same score must still beat the baseline by the margin.
+    other = gate.decide("fid", 382.576, 382.576, proto)
+    assert not other.blessed and "does not beat baseline" in other.reason
+
+
+def test_identical_rerun_does_not_push_the_same_generator_again(tmp_path, data):
+    """Run twice with the same model artifact: run 2 finds it as its own baseline (latest blessed)
+    and the Pusher records the live version instead of pushing a copy; the summary says where."""
+    from pipeline import run_record, summary
+
+    serving, root = str(tmp_path / "serving"), str(tmp_path)
+    threshold = data["fid"]["good"] + 1e-4
+    run(build_pipeline(root, data["models"]["good"], data["examples"], serving, threshold))
+    versions = pushed_versions(serving)
+    assert len(versions) == 1
+
+    run(build_pipeline(root, data["models"]["good"], data["examples"], serving, threshold))
+    metrics, blessing = latest_blessing(root)
+    assert blessing["markers"] == ["BLESSED"]
+    assert metrics["gate"]["baseline_is_candidate"] is True
+    assert "is the baseline itself" in metrics["gate"]["reason"]
+    assert metrics["baseline_metrics"]["fid"] == metrics["metrics"]["fid"]
+    assert pushed_versions(serving) == versions                # no second copy
+
+    record = run_record.read_run(os.path.join(root, "metadata.sqlite"), "fidtest")
+    push = record.output(summary.PUSHER, "pushed_model").properties
+    assert push["pushed"] == 1 and push["already_pushed"] == 1
+    assert push["pushed_version"] == versions[0]
+    assert push["pushed_destination"] == os.path.join(serving, versions[0])
+    assert "not pushed again" in push["push_message"]
+    text = summary.format_summary(summary.collect(record))
+    assert f"generator already live at {os.path.join(serving, versions[0])}; not pushed again" in text
+    assert "the candidate is the baseline itself" in text

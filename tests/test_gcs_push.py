@@ -262,3 +262,55 @@ def test_fid_weights_from_gs_are_downloaded_once_and_hash_checked(client, tmp_pa
     with pytest.raises(WeightsError, match="sha1"):
         resolve_weights(f"gs://{BUCKET}/weights/other.pt", str(tmp_path / "c2"), expected_sha1=sha1)
     assert not any(n.endswith(".pt") for n in os.listdir(tmp_path / "c2"))
+
+
+def test_identical_model_is_not_published_twice(client, tmp_path):
+    """An identical re-run finds its model already live under the pointer: no second version."""
+    from components.pusher.executor import push_unless_live
+
+    dest = f"gs://{BUCKET}/rerun"
+    src = _make_model_dir(tmp_path, "v1")
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text('{"fid": 12.0}')
+    assert gcs_push.find_live_copy(src, dest, client=client) is None  # nothing published yet
+    # push_unless_live makes its own client (the emulator, from the environment), as the Pusher does.
+    uri, version, already = push_unless_live(src, dest, {"metrics.json": str(metrics)})
+    assert not already and uri == gcs_push.resolve_latest(dest, client=client)
+    before = _names_under(client, "rerun/")
+
+    metrics.write_text('{"fid": 12.5}')  # a new evaluation of the same model
+    assert push_unless_live(src, dest, {"metrics.json": str(metrics)}) == (uri, version, True)
+    assert _names_under(client, "rerun/") == before  # not one object written
+    assert gcs_push.read_pointer(dest, client=client)["previous_version"] is None
+
+    # Different bytes (same size) are a different model: published as a new version.
+    with open(os.path.join(src, "variables", "variables.data-00001"), "r+b") as f:
+        f.seek(10)
+        f.write(b"\x00\x01")
+    uri2, _, already = push_unless_live(src, dest, {"metrics.json": str(metrics)})
+    assert not already and uri2 != uri and gcs_push.resolve_latest(dest, client=client) == uri2
+
+
+def test_live_copy_found_for_a_gs_source(client, tmp_path):
+    """On Vertex the model is in gs:// and its files were copied server-side (MD5 only)."""
+    src = _make_model_dir(tmp_path, "v1")
+    bucket = client.bucket(BUCKET)
+    source = f"gs://{BUCKET}/root-live/Trainer/model/9/Format-Serving"
+    for root, _, names in os.walk(src):
+        for name in names:
+            rel = os.path.relpath(os.path.join(root, name), src).replace(os.sep, "/")
+            bucket.blob(f"root-live/Trainer/model/9/Format-Serving/{rel}").upload_from_filename(
+                os.path.join(root, name))
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text('{"fid": 3.0}')
+    dest = f"gs://{BUCKET}/live-from-gs"
+    uri = gcs_push.publish_model_dir(source, dest, client=client,
+                                     extra_files={"metrics.json": str(metrics)})
+    version = uri.rsplit("/", 1)[1]
+    assert gcs_push.find_live_copy(source, dest, ("metrics.json",), client=client) == (uri, version)
+    # metrics.json is only ignored when the caller says it was added beside the model.
+    assert gcs_push.find_live_copy(source, dest, client=client) is None
+    # The same files from a local directory match too (MD5 computed locally).
+    assert gcs_push.find_live_copy(src, dest, ("metrics.json",), client=client) == (uri, version)
+    bucket.blob("root-live/Trainer/model/9/Format-Serving/extra.txt").upload_from_string(b"x")
+    assert gcs_push.find_live_copy(source, dest, ("metrics.json",), client=client) is None

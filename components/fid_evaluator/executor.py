@@ -38,6 +38,20 @@ def _model_dir(model: types.Artifact) -> str:
     return path_utils.serving_model_path(model.uri, path_utils.is_old_model_artifact(model))
 
 
+def is_same_model(model: types.Artifact, baseline: types.Artifact | None) -> bool:
+    """Whether the baseline is the candidate artifact itself (same MLMD id, or same URI).
+
+    Happens on an identical re-run with caching: the Trainer's cached model is the latest blessed
+    one, so the Resolver hands it back as its own baseline.
+    """
+    if baseline is None:
+        return False
+    if model.id and model.id == baseline.id:
+        return True
+    # A re-imported artifact has a new id but the same files.
+    return model.uri.rstrip("/") == baseline.uri.rstrip("/")
+
+
 class Executor(base_executor.BaseExecutor):
     """Runs :func:`evaluate.evaluate_generator` and writes the evaluation and blessing."""
 
@@ -58,6 +72,7 @@ class Executor(base_executor.BaseExecutor):
         splits = json.loads(exec_properties.get(C.SPLITS_PARAM) or "[]") or None
         cache_dir = exec_properties.get(C.CACHE_DIR_PARAM) or default_cache_dir(evaluation.uri)
         threshold_proto = gate.metric_threshold(threshold, min_improvement)
+        same_model = is_same_model(model, baseline)
 
         result = evaluate.evaluate_generator(
             _model_dir(model), examples.uri, splits=splits, metric_names=metric_names,
@@ -67,24 +82,27 @@ class Executor(base_executor.BaseExecutor):
             extractor_name=exec_properties.get(C.EXTRACTOR_PARAM) or "inception",
             weights_uri=exec_properties.get(C.WEIGHTS_URI_PARAM) or "",
             cache_dir=cache_dir,
-            baseline_model_dir=_model_dir(baseline) if baseline is not None else None,
+            # The candidate as its own baseline would score identically: do not score it twice.
+            baseline_model_dir=_model_dir(baseline) if baseline is not None and not same_model else None,
             allow_small_sample=bool(exec_properties.get(C.ALLOW_SMALL_SAMPLE_PARAM, 1)),
             samples_png=os.path.join(evaluation.uri, C.SAMPLES_FILE))
 
         value = result.metrics.get(gate_metric, math.nan)
+        if same_model:
+            result.baseline_metrics, result.baseline_error = dict(result.metrics), result.error
         if baseline is None:
             baseline_value, baseline_error = None, None
         else:
             baseline_value = (result.baseline_metrics or {}).get(gate_metric, math.nan)
             baseline_error = result.baseline_error
         decision = gate.decide(gate_metric, value, baseline_value, threshold_proto,
-                               result.error, baseline_error)
+                               result.error, baseline_error, baseline_is_candidate=same_model)
 
         record = result.to_json_dict()
         record.update({
             "gate": {"metric": gate_metric, "threshold": threshold, "min_improvement": min_improvement,
                      "blessed": decision.blessed, "reason": decision.reason,
-                     "rubber_stamp": decision.rubber_stamp},
+                     "rubber_stamp": decision.rubber_stamp, "baseline_is_candidate": same_model},
             "model_uri": model.uri, "examples_uri": examples.uri,
             "baseline_model_uri": baseline.uri if baseline is not None else None,
             "splits": splits or "all", "cache_dir": cache_dir,

@@ -10,8 +10,13 @@ The gate is a ``tfma.MetricThreshold``:
   ``diff <= absolute`` for LOWER_IS_BETTER; we apply the same rule.
 
 Without a baseline the change threshold is skipped and the result is marked ``rubber_stamp``
-(as the stock Evaluator does). The decision is written as a ``ValidationResult`` proto in
-``<evaluation>/validations.tfrecord`` so ``tfma.load_validation_result(uri)`` reads it.
+(as the stock Evaluator does). When the candidate *is* the baseline (the same model artifact: an
+identical re-run with the Trainer's output cached, so the latest blessed model comes back as its
+own baseline) the change threshold is skipped too - a model cannot improve on itself, and it was
+already blessed - and the reason says so; the value threshold still applies. Whether it is pushed
+again is the Pusher's call (it does not re-push what is already live). The decision is written as
+a ``ValidationResult`` proto in ``<evaluation>/validations.tfrecord`` so
+``tfma.load_validation_result(uri)`` reads it.
 """
 from __future__ import annotations
 
@@ -64,7 +69,8 @@ def metric_threshold(threshold: float, min_improvement: float = 0.0):
 
 
 def decide(metric: str, value: float, baseline_value: float | None, threshold_proto,
-           error: str | None = None, baseline_error: str | None = None) -> GateDecision:
+           error: str | None = None, baseline_error: str | None = None,
+           baseline_is_candidate: bool = False) -> GateDecision:
     """Apply the gate.
 
     Args:
@@ -72,10 +78,13 @@ def decide(metric: str, value: float, baseline_value: float | None, threshold_pr
       baseline_value: the baseline's value, or None when there is no baseline.
       threshold_proto: from :func:`metric_threshold`.
       error, baseline_error: recorded failures of the candidate/baseline scoring.
+      baseline_is_candidate: the baseline is the candidate model itself; the change threshold
+        is not applied (``baseline_value`` and ``baseline_error`` are then ignored).
     Returns:
       GateDecision: blessed only if value is finite, within the value threshold and (with a
-      baseline) within the change threshold. A baseline whose value is not finite fails the change
-      check (conservative: an unscorable baseline never lets a candidate through unexamined).
+      baseline other than the candidate) within the change threshold. A baseline whose value is
+      not finite fails the change check (conservative: an unscorable baseline never lets a
+      candidate through unexamined).
     """
     failures = []
     upper = threshold_proto.value_threshold.upper_bound.value
@@ -84,8 +93,8 @@ def decide(metric: str, value: float, baseline_value: float | None, threshold_pr
         failures.append(Failure(metric, False, math.nan, why))
     elif not value <= upper:
         failures.append(Failure(metric, False, value, f"{metric} {value:.6g} > threshold {upper:.6g}"))
-    rubber_stamp = baseline_value is None and baseline_error is None
-    if not rubber_stamp:
+    rubber_stamp = baseline_value is None and baseline_error is None and not baseline_is_candidate
+    if not rubber_stamp and not baseline_is_candidate:
         absolute = threshold_proto.change_threshold.absolute.value
         if baseline_value is None or not math.isfinite(baseline_value):
             failures.append(Failure(metric, True, math.nan,
@@ -99,6 +108,9 @@ def decide(metric: str, value: float, baseline_value: float | None, threshold_pr
         return GateDecision(False, f"not blessed: {reason}", rubber_stamp, failures)
     if rubber_stamp:
         reason = f"blessed: {metric} {value:.6g} <= {upper:.6g} (no baseline)"
+    elif baseline_is_candidate:
+        reason = (f"blessed: {metric} {value:.6g} <= {upper:.6g}; the candidate is the baseline "
+                  "itself (the last blessed model), so it is not compared with itself")
     else:
         reason = (f"blessed: {metric} {value:.6g} <= {upper:.6g} and beats baseline "
                   f"{baseline_value:.6g} by >= {-threshold_proto.change_threshold.absolute.value:.6g}")

@@ -33,6 +33,9 @@ class AtomicPusherSpec(ComponentSpec):
 class AtomicPusher(base_component.BaseComponent):
     """Pushes a blessed model atomically (temp folder beside the destination, then rename).
 
+    A blessed model whose files are already the live version at the destination (an identical
+    re-run) is not pushed again: ``pushed_model`` records that version, with ``already_pushed`` 1.
+
     Args:
       model: Channel of Model (the generator).
       model_blessing: Channel of ModelBlessing; the push happens only if its ``blessed`` is 1.

@@ -313,6 +313,62 @@ def publish_model_dir(local_dir: str, gs_dest: str, metadata: dict[str, Any] | N
     return version_uri
 
 
+def _candidate_files(model_dir: str, client) -> dict[str, tuple[int, Any]]:
+    """{relative path: (size, local path or source blob)} of a local or gs:// model directory."""
+    if model_dir.startswith("gs://"):
+        files, _ = _gs_files(model_dir, client)
+        return {rel: (int(blob.size), blob) for rel, blob in files}
+    files, _ = _local_files(model_dir)
+    return {rel: (os.path.getsize(path), path)
+            for rel, path in ((rel, os.path.join(model_dir, *rel.split("/"))) for rel in files)}
+
+
+def _same_file(entry: dict[str, Any], size: int, source: Any) -> bool:
+    """Whether a manifest entry describes the candidate file (size, then SHA-256 or MD5)."""
+    if entry.get("size") != size:
+        return False
+    if isinstance(source, str):  # local file: hash it the way the manifest recorded it
+        sha256, md5 = _hashes(source)
+        if "sha256" in entry:
+            return entry["sha256"] == sha256
+        return entry.get("md5") is not None and entry["md5"] == md5
+    # gs:// source blob: Cloud Storage's MD5 is all we have without a download
+    return entry.get("md5") is not None and entry["md5"] == source.md5_hash
+
+
+def find_live_copy(model_dir: str, gs_dest: str, skip: tuple[str, ...] = (), *,
+                   client=None) -> tuple[str, str] | None:
+    """The live version under ``gs_dest`` if its manifest lists exactly ``model_dir``'s files.
+
+    Args:
+      model_dir: candidate model directory, local or ``gs://``.
+      gs_dest: ``gs://bucket/prefix`` (the pointer is ``gs_dest/LATEST``).
+      skip: top-level names added beside the model at publish time (e.g. metrics.json), ignored.
+      client: a ``google.cloud.storage.Client``; default: a new one from the environment.
+    Returns:
+      (version URI, version) when every file matches by path, size and checksum; None when
+      nothing is live, the content differs, or the live version has no readable manifest.
+    Raises:
+      ValueError: bad URI, a pointer in an unknown format, or an empty/invalid model directory.
+    """
+    client = _default_client(client)
+    pointer = read_pointer(gs_dest, client=client)
+    if pointer is None:
+        return None
+    try:
+        manifest = read_manifest(pointer["uri"], client=client)
+    except (LookupError, ValueError) as e:  # a broken live version: publishing anew is the safe side
+        log.warning("cannot compare with the live version %s: %s", pointer["uri"], e)
+        return None
+    entries = {e["path"]: e for e in manifest.get("files", []) if e["path"] not in set(skip)}
+    candidate = _candidate_files(model_dir, client)
+    if set(entries) != set(candidate):
+        return None
+    if all(_same_file(entries[rel], size, source) for rel, (size, source) in candidate.items()):
+        return pointer["uri"], pointer["version"]
+    return None
+
+
 def _delete_quietly(blobs) -> None:
     """Best-effort removal of a failed version's objects; never masks the original error."""
     for blob in reversed(blobs):

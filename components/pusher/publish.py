@@ -10,13 +10,24 @@ directory; they must never see a version folder before it is complete.
 * ``gs://``: object stores have no atomic directory rename, so :mod:`gcs_publish` uploads
   write-once into ``versions/<version>/`` and moves the ``LATEST`` pointer last; readers follow
   the pointer (``gcs_publish.resolve_latest``).
+
+Before publishing, :func:`find_live_copy` tells whether the live version already holds exactly
+these model files (an identical re-run: cached Trainer output re-blessed against itself), so the
+Pusher can record that version instead of writing a duplicate.
 """
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
 import shutil
 import time
 import uuid
+from collections.abc import Iterable
+
+log = logging.getLogger(__name__)
+
+_READ_CHUNK = 1 << 20  # bytes per read when hashing
 
 
 class PublishError(RuntimeError):
@@ -88,3 +99,82 @@ def publish(model_dir: str, base_directory: str, extra_files: dict[str, str] | N
                            "are supported")
     path = publish_local(model_dir, base_directory, extra_files)
     return path, os.path.basename(path)
+
+
+def file_digests(model_dir: str, skip: Iterable[str] = ()) -> dict[str, str]:
+    """SHA-256 of every regular file under a local directory.
+
+    Args:
+      model_dir: local directory (a SavedModel, or a published version folder).
+      skip: top-level file names to leave out (files the Pusher adds, e.g. metrics.json).
+    Returns:
+      {relative POSIX path: sha256 hex}; empty directories do not count.
+    Raises:
+      OSError: the directory or a file cannot be read.
+    """
+    if not os.path.isdir(model_dir):
+        raise FileNotFoundError(f"not a directory: {model_dir}")
+    skip = set(skip)
+    digests = {}
+    for root, _, names in os.walk(model_dir):
+        for name in names:
+            path = os.path.join(root, name)
+            rel = os.path.relpath(path, model_dir).replace(os.sep, "/")
+            if rel in skip:
+                continue
+            sha = hashlib.sha256()
+            with open(path, "rb") as f:
+                for chunk in iter(lambda: f.read(_READ_CHUNK), b""):
+                    sha.update(chunk)
+            digests[rel] = sha.hexdigest()
+    return digests
+
+
+def live_local_version(base_directory: str) -> str | None:
+    """The version TF Serving serves from a local base directory: the highest integer folder.
+
+    Returns None when the directory is missing or holds no integer-named folder (temp folders
+    ``.tmp-*`` are never candidates).
+    """
+    try:
+        names = os.listdir(base_directory)
+    except FileNotFoundError:
+        return None
+    versions = [n for n in names if n.isdigit() and os.path.isdir(os.path.join(base_directory, n))]
+    return max(versions, key=int) if versions else None
+
+
+def find_live_copy(model_dir: str, base_directory: str,
+                   skip: Iterable[str] = ()) -> tuple[str, str] | None:
+    """The live version at the destination if it holds exactly ``model_dir``'s files.
+
+    Only the live (newest) version counts: a model equal to an older version is a rollback and
+    is published again as the newest. Comparison is by content (path and SHA-256 / MD5 of every
+    file), not by artifact URI, so a re-imported copy of the same model is recognised too.
+
+    Args:
+      model_dir: the candidate model directory (local; or gs:// for a gs:// destination).
+      base_directory: the push destination (local base directory or ``gs://bucket/prefix``).
+      skip: top-level names the Pusher adds next to the model (e.g. metrics.json), ignored.
+    Returns:
+      (published path or URI, version) of the identical live version, or None (nothing live,
+      different content, an unsupported scheme, or the live version could not be read: then a
+      normal publish follows).
+    """
+    skip = tuple(skip)
+    if base_directory.startswith("gs://"):
+        from components.pusher import gcs_publish
+
+        return gcs_publish.find_live_copy(model_dir, base_directory, skip)
+    if "://" in base_directory or "://" in model_dir:
+        return None
+    version = live_local_version(base_directory)
+    if version is None:
+        return None
+    live = os.path.join(base_directory, version)
+    try:
+        same = file_digests(live, skip) == file_digests(model_dir)
+    except OSError as exc:  # unreadable live version: publishing a fresh copy is the safe side
+        log.warning("could not compare %s with the live version %s: %s", model_dir, live, exc)
+        return None
+    return (live, version) if same else None
