@@ -23,12 +23,18 @@ shared_folder() {
 # the host's home (itself /root for root) would mix the host's dotfiles, caches and ~/.local site-packages
 # into the Debian 13 tools and expose it all read-write; folders under it are shared via DCGAN_TFX_BIND.
 bound_folders() {
-  local extra d
+  local extra d real
   echo /tmp; echo "$repo"; shared_folder
   IFS=: read -r -a extra <<< "${DCGAN_TFX_BIND:-}"
   for d in "${extra[@]}"; do
     [[ -z $d ]] && continue
     [[ -d $d ]] || { echo "DCGAN_TFX_BIND: $d is not a folder" >&2; return 2; }
+    # Binding / or a system folder over the root filesystem's own would replace its tools.
+    real=$(cd "$d" && pwd -P)
+    if [[ $real == / ]] || _is_under "$real" "${SYSTEM_FOLDERS[@]}"; then
+      echo "DCGAN_TFX_BIND: $d is / or a system folder of the root filesystem; name your data folders" >&2
+      return 2
+    fi
     (cd "$d" && pwd)
   done
 }

@@ -102,3 +102,20 @@ def test_in_env_refuses_before_running_the_command():
                             cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 2
     assert "dcgan-tfx in-env: /nonexistdir/x is outside" in result.stderr
+
+
+@pytest.mark.parametrize("folder", ["/", "/usr/lib", "/etc"])
+def test_binding_the_root_or_a_system_folder_is_refused(folder):
+    result = check("/tmp/x", bind=folder)
+    assert result.returncode == 2 and "system folder" in result.stderr, result.stderr
+
+
+@pytest.mark.skipif(not os.environ.get("DCGAN_TFX_ROOT"), reason="only inside the root filesystem")
+def test_in_env_inside_the_root_filesystem_just_runs_the_command():
+    route_file = os.path.join(REPO, ".env-route")
+    before = open(route_file).read()
+    result = subprocess.run([os.path.join(REPO, "scripts", "in-env"), "python", "-c", "print('nested')"],
+                            cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.strip() == "nested", result.stderr
+    assert "setup-env" not in result.stderr            # no second set-up from inside
+    assert open(route_file).read() == before
