@@ -81,3 +81,13 @@ def test_grid_png_and_cli(exported, tmp_path):
     assert files == ["00000.png", "00001.png", "00002.png"]
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "pngs" / "00001.png")),
                                   generate_images(path, 3, seed=0)[1])
+
+
+def test_fid_evaluator_generates_with_the_models_own_latent_size(tmp_path):
+    # A generator trained with latent_dim 16 must be scored with 16-d noise, not the default 100.
+    from components.fid_evaluator.evaluate import generate_images as evaluator_images
+    keras.utils.set_random_seed(0)
+    path = str(tmp_path / "g16")
+    export_generator(build_generator(latent_dim=16), path, latent_dim=16)
+    images = evaluator_images(path, 5, seed=3)
+    assert images.dtype == np.uint8 and images.shape == (5,) + features.IMAGE_SHAPE

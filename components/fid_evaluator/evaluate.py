@@ -251,8 +251,9 @@ def generate_images(model_dir: str, num: int, seed: int, batch_size: int = DEFAU
     """Run the exported generator on seeded noise and quantise.
 
     Args:
-      model_dir: SavedModel directory with ``serving_default``: {"noise": f32 [N, 100]} ->
-        {"images": f32 [N, 64, 64, 3] in [-1, 1]} (keys from trainer/features.py).
+      model_dir: SavedModel directory with ``serving_default``: {"noise": f32 [N, latent_dim]} ->
+        {"images": f32 [N, 64, 64, 3] in [-1, 1]} (keys from trainer/features.py); latent_dim is
+        read from the signature (a generator trained with another ``latent_dim`` scores too).
       num: images to generate (>= 1); seed: noise seed.
     Returns:
       uint8 [num, 64, 64, 3].
@@ -267,7 +268,11 @@ def generate_images(model_dir: str, num: int, seed: int, batch_size: int = DEFAU
         signature = loaded.signatures[features.SERVING_SIGNATURE]
     except (OSError, KeyError, ValueError, tf.errors.OpError) as exc:
         raise GenerationError(f"cannot load generator {model_dir}: {exc}") from exc
-    noise = seeded_noise(num, seed)
+    noise_spec = signature.structured_input_signature[1].get(features.NOISE_INPUT)
+    if noise_spec is None:
+        raise GenerationError(f"generator {model_dir} has no {features.NOISE_INPUT!r} input")
+    latent_dim = noise_spec.shape[-1] or features.LATENT_DIM
+    noise = seeded_noise(num, seed, latent_dim)
     out = []
     for i in range(0, num, batch_size):
         images = signature(**{features.NOISE_INPUT: tf.constant(noise[i:i + batch_size])})
