@@ -266,11 +266,13 @@ def _add_links_and_special_files(base, root) -> dict:
     os.symlink(os.path.join(root, "dogs"), os.path.join(root, "cats", "alias"))
     os.symlink(root, os.path.join(root, "dogs", "loop"))
     os.symlink(os.path.join(root, "cats"), os.path.join(root, "alias_of_cats"))
+    os.symlink(base, os.path.join(root, "cats", "up"))             # holds the root: a loop too
     return {"cats/pipe.jpg": ("rejected", "unreadable", "cats"),
             "cats/dangling.jpg": ("rejected", "unreadable", "cats"),
             "linked/far.jpg": ("ingested", "", "linked"),
             "cats/alias": ("skipped", "linked_folder", "cats"),
             "dogs/loop": ("skipped", "linked_folder", "dogs"),
+            "cats/up": ("skipped", "linked_folder", "cats"),
             "alias_of_cats": ("skipped", "linked_folder", None)}
 
 

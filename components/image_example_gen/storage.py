@@ -71,8 +71,8 @@ def list_entries(root: str) -> Iterator[ListedEntry]:
 
     Symbolic links (local roots): a link to a file is read as that file. A link to a folder is
     walked when the folder lies outside the root's own tree (a category kept on another disk);
-    a link to a folder inside the root, to one of its own parents (a loop) or to a folder already
-    reached through another link is listed once as ``KIND_LINKED_DIR`` and not walked, so every
+    a link to a folder inside the root, to a folder holding the root (a loop) or to a folder
+    already reached through another link is listed once as ``KIND_LINKED_DIR`` and not walked, so every
     file is read once, under one path. Folders are walked in sorted order, so which of two links
     to the same outside folder is walked does not depend on the file system's listing order.
 
@@ -90,6 +90,7 @@ def list_entries(root: str) -> Iterator[ListedEntry]:
         raise FileNotFoundError(f"data root is not a directory: {root!r}")
     root = os.path.abspath(root)
     walked = _folder_ids(root)   # the root's own tree: never walked again through a link
+    real_root = os.path.realpath(root)
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         rel_dir = os.path.relpath(dirpath, root)
         rel_dir = "" if rel_dir == "." else rel_dir.replace(os.sep, "/")
@@ -99,7 +100,8 @@ def list_entries(root: str) -> Iterator[ListedEntry]:
             path = os.path.join(dirpath, name)
             if os.path.islink(path):
                 target = _folder_id(path)
-                if target is None or target in walked:
+                # A link to a folder holding the root (its parent, "/") is a loop too.
+                if target is None or target in walked or _is_within(real_root, os.path.realpath(path)):
                     yield ListedEntry(KIND_LINKED_DIR, rel)
                     continue
                 walked |= _folder_ids(path)
@@ -109,6 +111,11 @@ def list_entries(root: str) -> Iterator[ListedEntry]:
         dirnames[:] = kept   # os.walk descends only into these
         for name in filenames:
             yield ListedEntry(KIND_FILE, f"{rel_dir}/{name}" if rel_dir else name)
+
+
+def _is_within(path: str, folder: str) -> bool:
+    """Whether the real path ``path`` is ``folder`` or below it."""
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
 
 
 def _folder_id(path: str) -> tuple[int, int] | None:
