@@ -79,3 +79,15 @@ def test_ingest_from_gcs_matches_local(emulator, tmp_path):
     # The ledger itself can be written to gs:// too.
     beam_ingest.run_ingestion(f"{emulator}/shop", cfg, f"{emulator}/reports/ingestion_report.json")
     assert bucket.blob("reports/ingestion_report.json").exists()
+
+
+@pytest.mark.parametrize("root,message", [
+    ("gs://no-such-bucket/shop", "bucket 'no-such-bucket' does not exist"),
+    (f"gs://{BUCKET}/shopp", "no object under it"),          # a typo in the prefix
+])
+def test_missing_gcs_root_is_a_clear_input_error(emulator, tmp_path, capsys, root, message):
+    from pipeline import cli
+    storage.gcs_client().bucket(BUCKET).blob("shop/cats/a.jpg").upload_from_string(b"x")
+    assert cli.main(["check-data", root, "--report", str(tmp_path / "r.json")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

@@ -251,6 +251,26 @@ def crawl(tmp_path_factory):
     return base, root, expected
 
 
+def _deep_folder(parent: str, name: str, data: bytes, path_max: int = 4096) -> str:
+    """Nest 250-character folders under ``parent`` until past ``path_max`` (Linux PATH_MAX), put
+    ``name`` at the bottom (through directory fds), and return the root-relative path of the first
+    folder os.walk cannot list (its absolute path reaches ``path_max``)."""
+    level, parts, first_unlistable = "d" * 250, [], None
+    fd = os.open(parent, os.O_RDONLY)
+    while len(os.path.join(parent, *parts)) < path_max + 300:
+        os.mkdir(level, dir_fd=fd)
+        inner = os.open(level, os.O_RDONLY, dir_fd=fd)
+        os.close(fd)
+        fd, parts = inner, parts + [level]
+        if first_unlistable is None and len(os.fsencode(os.path.join(parent, *parts))) >= path_max:
+            first_unlistable = "/".join(["cats"] + parts)
+    out = os.open(name, os.O_WRONLY | os.O_CREAT, dir_fd=fd)
+    os.write(out, data)
+    os.close(out)
+    os.close(fd)
+    return first_unlistable
+
+
 def _add_links_and_special_files(base, root) -> dict:
     """Local-disk-only entries: a named pipe, a dangling link and links to folders.
 
@@ -267,7 +287,10 @@ def _add_links_and_special_files(base, root) -> dict:
     os.symlink(root, os.path.join(root, "dogs", "loop"))
     os.symlink(os.path.join(root, "cats"), os.path.join(root, "alias_of_cats"))
     os.symlink(base, os.path.join(root, "cats", "up"))             # holds the root: a loop too
-    return {"cats/pipe.jpg": ("rejected", "unreadable", "cats"),
+    # A folder nested past the OS path limit cannot be listed: it is one recorded rejection.
+    unlistable = _deep_folder(os.path.join(root, "cats"), "deep.jpg", encode(photo_array(62), "JPEG"))
+    return {unlistable: ("rejected", "unreadable", "cats"),
+            "cats/pipe.jpg": ("rejected", "unreadable", "cats"),
             "cats/dangling.jpg": ("rejected", "unreadable", "cats"),
             "linked/far.jpg": ("ingested", "", "linked"),
             "cats/alias": ("skipped", "linked_folder", "cats"),

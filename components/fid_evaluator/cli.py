@@ -86,13 +86,17 @@ def load_folder_images(folder: str, limit: int = 0, aspect: str = "squash") -> t
     from components.image_example_gen import ingest, storage
     from trainer import features, preprocessing
 
-    listed = sorted((e.relpath, e.kind) for e in storage.list_entries(folder) if e.kind != storage.KIND_DIR)
+    listed = sorted((e.relpath, e.kind, e.detail) for e in storage.list_entries(folder)
+                    if e.kind != storage.KIND_DIR)
     reader = storage.Reader(folder)
     accepted, rejected, seen = [], [], set()
-    for relpath, kind in listed:
+    for relpath, kind, detail in listed:
         if limit and len(accepted) >= limit:
             break
         path = storage.join(folder, relpath)
+        if kind == storage.KIND_UNLISTABLE:
+            rejected.append(f"{path}: {ingest.REASON_UNREADABLE} ({detail})")
+            continue
         if kind == storage.KIND_LINKED_DIR:
             rejected.append(f"{path}: skipped ({ingest.SKIP_LINKED_FOLDER})")
             continue

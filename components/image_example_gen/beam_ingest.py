@@ -112,6 +112,11 @@ class _ListRoot(beam.DoFn):
                 yield entry.relpath
             elif entry.kind == storage.KIND_LINKED_DIR:
                 yield beam.pvalue.TaggedOutput(_LEDGER, _linked_dir_entry(entry.relpath))
+            elif entry.kind == storage.KIND_UNLISTABLE:
+                # Its files are unknown: the folder itself is the recorded rejection.
+                yield beam.pvalue.TaggedOutput(_LEDGER, ledger.file_entry(
+                    entry.relpath, ingest.STATUS_REJECTED, ingest.REASON_UNREADABLE,
+                    ingest.category_of(entry.relpath), entry.detail))
             elif ingest.is_category_name(entry.relpath):
                 yield beam.pvalue.TaggedOutput(_FOLDERS, entry.relpath)
 
@@ -436,16 +441,15 @@ def run_ingestion(data_root: str, config, report_uri: str, examples_uri: str | N
     Returns:
       The report dict (the JSON written to ``report_uri``).
     Raises:
-      IngestionPolicyError, FileNotFoundError (missing local root), ConfigError.
+      IngestionPolicyError, FileNotFoundError (missing root: ``storage.check_root``), ValueError
+      (malformed gs:// URI), ConfigError.
     """
     import json
-    import os
 
     from apache_beam.options.pipeline_options import PipelineOptions
 
     config.validate()
-    if not storage.is_gcs(data_root) and not os.path.isdir(data_root):
-        raise FileNotFoundError(f"data root is not a directory: {data_root!r}")
+    storage.check_root(data_root)
     options = PipelineOptions(list(pipeline_args) if pipeline_args is not None else beam_options())
     with beam.Pipeline(options=options) as p:
         _ = p | "IngestImages" >> IngestImages(data_root, config, report_uri, examples_uri)

@@ -19,6 +19,7 @@ GCS_SCHEME = "gs://"
 KIND_FILE = "file"
 KIND_DIR = "dir"
 KIND_LINKED_DIR = "linked_dir"
+KIND_UNLISTABLE = "unlistable"
 
 
 class ListedEntry(NamedTuple):
@@ -27,11 +28,14 @@ class ListedEntry(NamedTuple):
     kind ``KIND_FILE``: a file (anything that is not a folder: FIFOs and dangling links too, so
     reading them can be recorded). ``KIND_DIR``: a first-level folder name (so an empty category
     folder is still seen). ``KIND_LINKED_DIR``: a symbolic link to a folder that is not walked
-    because that folder is read anyway (see ``list_entries``).
+    because that folder is read anyway (see ``list_entries``). ``KIND_UNLISTABLE``: a folder whose
+    contents could not be listed (permissions, a path too long for the OS): its files are unknown,
+    so the folder itself is recorded.
     """
 
     kind: str
     relpath: str
+    detail: str = ""   # why, for KIND_UNLISTABLE
 
 
 class NotRegularFileError(OSError):
@@ -76,6 +80,9 @@ def list_entries(root: str) -> Iterator[ListedEntry]:
     file is read once, under one path. Folders are walked in sorted order, so which of two links
     to the same outside folder is walked does not depend on the file system's listing order.
 
+    A folder that cannot be listed is yielded as ``KIND_UNLISTABLE`` (os.walk would skip it
+    silently).
+
     Args:
       root: a local directory or ``gs://bucket[/prefix]``.
     Yields:
@@ -91,7 +98,10 @@ def list_entries(root: str) -> Iterator[ListedEntry]:
     root = os.path.abspath(root)
     walked = _folder_ids(root)   # the root's own tree: never walked again through a link
     real_root = os.path.realpath(root)
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+    unlistable: list[OSError] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True, onerror=unlistable.append):
+        while unlistable:
+            yield _unlistable(unlistable.pop(), root)
         rel_dir = os.path.relpath(dirpath, root)
         rel_dir = "" if rel_dir == "." else rel_dir.replace(os.sep, "/")
         kept = []
@@ -111,6 +121,13 @@ def list_entries(root: str) -> Iterator[ListedEntry]:
         dirnames[:] = kept   # os.walk descends only into these
         for name in filenames:
             yield ListedEntry(KIND_FILE, f"{rel_dir}/{name}" if rel_dir else name)
+    for error in unlistable:
+        yield _unlistable(error, root)
+
+
+def _unlistable(error: OSError, root: str) -> ListedEntry:
+    relpath = os.path.relpath(os.fsdecode(error.filename), root).replace(os.sep, "/")
+    return ListedEntry(KIND_UNLISTABLE, relpath, f"folder could not be listed: {error.strerror}")
 
 
 def _is_within(path: str, folder: str) -> bool:
@@ -135,6 +152,31 @@ def _folder_ids(top: str) -> set[tuple[int, int]]:
                    if not os.path.islink(os.path.join(dirpath, d)))
     ids.discard(None)
     return ids
+
+
+def check_root(root: str) -> None:
+    """Fail early, with a clear message, for a data root that does not exist.
+
+    Raises:
+      FileNotFoundError: a local root that is not a directory; a gs:// bucket that does not
+        exist, or a gs:// prefix with no object under it (gs:// has no folders: an empty
+        prefix is a root that does not exist, usually a typo).
+      ValueError: a malformed gs:// URI (``parse_gcs``).
+    """
+    if not is_gcs(root):
+        if not os.path.isdir(root):
+            raise FileNotFoundError(f"data root is not a directory: {root!r}")
+        return
+    from google.api_core import exceptions as gcs_errors
+
+    bucket, prefix = parse_gcs(root)
+    try:
+        found = list(gcs_client().list_blobs(bucket, prefix=(prefix + "/") if prefix else None,
+                                             max_results=1))
+    except gcs_errors.NotFound as exc:
+        raise FileNotFoundError(f"data root {root!r}: bucket {bucket!r} does not exist") from exc
+    if not found:
+        raise FileNotFoundError(f"data root {root!r}: no object under it")
 
 
 def _list_gcs(root: str) -> Iterator[ListedEntry]:
@@ -183,9 +225,13 @@ class Reader:
         if self._bucket is not None:
             name = f"{self._prefix}/{relpath}" if self._prefix else relpath
             return self._bucket.blob(name).download_as_bytes()
-        # O_NONBLOCK: opening a named pipe must not wait for a writer; then only regular files
-        # are read (checked on the open descriptor, so the file cannot change kind in between).
-        fd = os.open(join(self.root, relpath), os.O_RDONLY | os.O_NONBLOCK)
+        # Only regular files are opened (a FIFO would block, a socket cannot be opened); O_NONBLOCK
+        # and the check on the open descriptor cover a file that changes kind in between.
+        path = join(self.root, relpath)
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotRegularFileError(f"not a regular file: {_file_kind(mode)}")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
         with open(fd, "rb") as f:
             mode = os.fstat(fd).st_mode
             if not stat.S_ISREG(mode):
