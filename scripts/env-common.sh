@@ -61,10 +61,11 @@ _is_shared() {
 
 # check_paths_shared CMD ARGS...: for the rootfs route, refuse a command that names a path the chroot
 # would not share with the host, where it would silently be read or written inside the root filesystem.
-# Checked: every argument that starts with '/' and the value of every '--opt=/path' (a path that does not
-# exist yet is judged by its nearest existing parent), except those under SYSTEM_FOLDERS; and the current
-# folder, which relative arguments and default outputs are resolved against. Other arguments (relative
-# paths, gs:// URIs) are left alone.
+# Checked: the current folder, which default outputs are resolved against; every argument that starts
+# with '/' and every path-like relative argument, resolved against the current folder (so '..' and
+# symlinks leading out are caught); the value of '--opt=path' likewise. A path that does not exist yet is
+# judged by its nearest existing parent; paths under SYSTEM_FOLDERS pass. Never checked: other arguments
+# starting with '-', URIs (gs://...) and relative words that are not path-like (see below).
 # Returns: 0 when all is shared; 2 with one line on stderr naming the path, the shared folders and
 # DCGAN_TFX_BIND otherwise (or when DCGAN_TFX_BIND itself is wrong).
 check_paths_shared() {
@@ -78,11 +79,23 @@ check_paths_shared() {
     echo "dcgan-tfx in-env: the current folder $PWD is not shared with the root filesystem (the command would run elsewhere); $hint" >&2
     return 2
   fi
+  # Characters of code strings, never of file names the user types: python -c "print('../x')" is no path.
+  local code='*[[:space:]'\''"()`;$<>|&]*'
   for a in "$@"; do
-    case $a in
-      /*) p=$a ;;
-      -*=/*) p=${a#*=} ;;
-      *) continue ;;
+    p=$a
+    case $p in -*=*) p=${p#*=} ;; -*) continue ;; esac
+    case $p in
+      /*) ;;
+      *://*) continue ;;
+      *)
+        # Relative: path-like when it exists on the host, or else when it has a '/' or starts with '.'
+        # and holds no code characters. Plain words (pytest, fid) would only resolve inside $PWD anyway.
+        if [[ ! -e $p && ! -L $p ]]; then
+          [[ $p == */* || $p == .* ]] || continue
+          # shellcheck disable=SC2053  # $code is a pattern
+          [[ $p == $code ]] && continue
+        fi
+        p=$PWD/$p ;;
     esac
     _is_under "$(realpath -ms -- "$p")" "${SYSTEM_FOLDERS[@]}" && continue
     _is_shared "$p" && continue

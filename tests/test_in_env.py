@@ -14,6 +14,8 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_HINT = "DCGAN_TFX_BIND=/that/folder (colon-separated)"
+# /nonexistdir/r.html spelled relative to the repository: '..' up to / and back down.
+OUT_REL = os.path.relpath("/nonexistdir/r.html", REPO)
 
 
 def check(*args, cwd=REPO, bind=None):
@@ -50,11 +52,34 @@ def test_unshared_absolute_paths_are_refused(args):
     ["/usr/bin/env", "true", "/dev/null", "/etc/hosts", "--x=/proc/self/status"],
     ["dcgan-tfx", "run", "--data-root", "gs://bucket/crawl", "--output-root=gs://b/out", "a/b"],
     ["dcgan-tfx", "report", "/tmp/not-yet/deeper/r.html", os.path.join(REPO, "out", "new")],
+    ["python", "-m", "pytest", "tests", "-q"],
+    ["dcgan-tfx", "run", "--output-root", "out", "--data-root=./data/../data/new"],
+    ["ls", os.path.join("..", os.path.basename(REPO), "tests"), "."],
+    # Code strings, not paths, even when they mention one leading out.
+    ["python", "-c", "print(open('%s').read())" % OUT_REL],
+    ["bash", "-c", "cd ../..; ls", "-I../.."],
 ])
 def test_shared_relative_and_system_paths_pass(args):
     result = check(*args)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
+
+
+@pytest.mark.parametrize("args", [
+    ["ls", "-la", OUT_REL],
+    ["ls", os.path.join("tests", "..", OUT_REL)],
+    ["dcgan-tfx", "run", "--output-root=" + OUT_REL],
+])
+def test_relative_paths_leading_out_are_refused(args):
+    # Resolved against the current folder (the repository), '..' leads out of every shared folder.
+    assert_refused(check(*args), "/nonexistdir/r.html")
+
+
+def test_relative_symlink_leading_out_is_refused(tmp_path):
+    (tmp_path / "out_link").symlink_to("/var")
+    assert_refused(check("ls", "out_link/r.html", cwd=tmp_path), "/out_link/r.html")
+    # A plain word that exists on the host is a path too.
+    assert_refused(check("ls", "out_link", cwd=tmp_path), "/out_link")
 
 
 def test_symlink_in_a_shared_folder_leading_out_is_refused(tmp_path):
