@@ -26,7 +26,8 @@ FID_STATS_CACHE_DIRNAME = "fid_stats_cache"
 
 
 def create_components(config: PipelineConfig, *, serving_destination=None,
-                      trainer_class=None, trainer_extra_config: dict | None = None) -> list:
+                      trainer_class=None, trainer_extra_config: dict | None = None,
+                      input_fingerprint: str = "") -> list:
     """The pipeline's components, in topological order.
 
     Args:
@@ -36,6 +37,8 @@ def create_components(config: PipelineConfig, *, serving_destination=None,
       trainer_class: Trainer component class (default the stock ``tfx.components.Trainer``; the
         Vertex runner passes the Vertex AI Trainer extension).
       trainer_extra_config: extra ``custom_config`` keys for that Trainer (e.g. Vertex job args).
+      input_fingerprint: the crawl's ``listing_fingerprint``, part of ImageExampleGen's cache key
+        (so a cached re-run ingests a changed crawl again); "" when caching is off or unknowable.
     Raises:
       ConfigError: when the config is invalid (e.g. no FID threshold).
     """
@@ -45,6 +48,7 @@ def create_components(config: PipelineConfig, *, serving_destination=None,
         # min_train_examples 0 becomes this run's batch size: fewer train images cannot train.
         ingest_config=json.dumps(dataclasses.asdict(
             config.ingest.resolve_min_train_examples(config.train.batch_size))),
+        input_fingerprint=input_fingerprint,
     )
     schema_gen = tfx.components.ImportSchemaGen(schema_file=RAW_SCHEMA_PATH)
     # tf.Transform as the stock component runs it, materializing uncompressed TFRecords
@@ -102,7 +106,8 @@ def create_components(config: PipelineConfig, *, serving_destination=None,
 def create_pipeline(config: PipelineConfig, *, metadata_connection_config=None,
                     beam_pipeline_args: list[str] | None = None,
                     serving_destination=None, trainer_class=None,
-                    trainer_extra_config: dict | None = None) -> tfx.dsl.Pipeline:
+                    trainer_extra_config: dict | None = None,
+                    input_fingerprint: str = "") -> tfx.dsl.Pipeline:
     """Build the TFX pipeline for ``config``.
 
     Args:
@@ -110,7 +115,7 @@ def create_pipeline(config: PipelineConfig, *, metadata_connection_config=None,
       metadata_connection_config: MLMD connection; None lets the orchestrator choose (Vertex).
       beam_pipeline_args: passed to every Beam-based component (ExampleGen, Transform).
       serving_destination: optional push destination proto (default: ``config.serving_dir``).
-      trainer_class, trainer_extra_config: see :func:`create_components`.
+      trainer_class, trainer_extra_config, input_fingerprint: see :func:`create_components`.
     Returns:
       A ``tfx.dsl.Pipeline``.
     """
@@ -119,7 +124,8 @@ def create_pipeline(config: PipelineConfig, *, metadata_connection_config=None,
         pipeline_root=config.pipeline_root,
         components=create_components(config, serving_destination=serving_destination,
                                      trainer_class=trainer_class,
-                                     trainer_extra_config=trainer_extra_config),
+                                     trainer_extra_config=trainer_extra_config,
+                                     input_fingerprint=input_fingerprint),
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_pipeline_args or [],

@@ -154,3 +154,40 @@ def test_check_data_command_refuses_a_root_below_one_batch(tmp_path, capsys):
     assert "policy: passed" in capsys.readouterr().out
     assert main_cli.main(["check-data", root, "--report", str(report), "--min-train-examples", "-1"]) == 2
     assert "min_train_examples" in capsys.readouterr().err
+
+
+def test_cached_rerun_ingests_a_changed_crawl_again(tmp_path):
+    """With caching on, an unchanged crawl is served from TFX's cache and a changed one is ingested
+    again: the crawl's listing fingerprint is part of ImageExampleGen's cache key (LocalDagRunner,
+    a real sqlite MLMD)."""
+    from tfx import v1 as tfx
+
+    from components.image_example_gen import storage
+    from pipeline.config import PipelineConfig
+    from pipeline.local_runner import crawl_fingerprint
+    from pipeline.run_record import open_store
+
+    root = str(tmp_path / "crawl")
+    _small_crawl(root, with_junk=False)
+    config = PipelineConfig(data_root=root, enable_cache=True)
+    assert crawl_fingerprint(PipelineConfig(data_root=root)) == ""          # cache off: no listing
+    cfg = json.dumps(dataclasses.asdict(IngestConfig(min_train_examples=1)))
+    metadata = str(tmp_path / "mlmd.sqlite")
+
+    def run() -> dict:
+        gen = component.ImageExampleGen(root, cfg, input_fingerprint=crawl_fingerprint(config))
+        tfx.orchestration.LocalDagRunner().run(tfx.dsl.Pipeline(
+            pipeline_name="cache-test", pipeline_root=str(tmp_path / "pipeline"), components=[gen],
+            enable_cache=True,
+            metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata)))
+        reports = open_store(metadata).get_artifacts_by_type(component.IngestionReport.TYPE_NAME)
+        newest = max(reports, key=lambda a: a.id)
+        return {"reports": len(reports), "seen": json.loads(storage.read_bytes(
+            os.path.join(newest.uri, "ingestion_report.json")))["seen"]}
+
+    first = run()
+    assert run() == first                               # unchanged crawl: cached, no new report
+    shutil.copy(os.path.join(root, "dress", sorted(os.listdir(os.path.join(root, "dress")))[0]),
+                os.path.join(root, "hat", "copied.jpg"))
+    changed = run()
+    assert changed == {"reports": first["reports"] + 1, "seen": first["seen"] + 1}

@@ -8,9 +8,12 @@ Outputs:
   ingestion_report: an ``IngestionReport`` artifact holding ``ingestion_report.json`` (the ledger,
     format in ledger.py), with the counts as custom properties.
 
-Exec properties: ``data_root`` (local or gs://) and ``ingest_config`` (IngestConfig as JSON).
-Caching note: the inputs are only these strings, so with ``enable_cache`` a changed crawl under
-the same root is NOT re-ingested; turn caching off (the project default) or change the root.
+Exec properties: ``data_root`` (local or gs://), ``ingest_config`` (IngestConfig as JSON) and
+``input_fingerprint`` (optional, ``storage.listing_fingerprint`` of the root; not read by the
+executor). Caching note: TFX's cache key is these strings, so with ``enable_cache`` a changed crawl
+under the same root is re-ingested only when the fingerprint is given: ``dcgan-tfx run`` computes
+it when caching is on; a compiled (Vertex/Kubeflow) pipeline cannot (its crawl is read later), so
+there keep caching off for this component or change the root.
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ from components.image_example_gen import executor
 # Keys of the spec (used by the executor and by pipeline code).
 DATA_ROOT_KEY = "data_root"
 INGEST_CONFIG_KEY = "ingest_config"
+INPUT_FINGERPRINT_KEY = "input_fingerprint"
 EXAMPLES_KEY = "examples"
 INGESTION_REPORT_KEY = "ingestion_report"
 
@@ -46,6 +50,7 @@ class ImageExampleGenSpec(ComponentSpec):
     PARAMETERS = {
         DATA_ROOT_KEY: ExecutionParameter(type=str),
         INGEST_CONFIG_KEY: ExecutionParameter(type=str),
+        INPUT_FINGERPRINT_KEY: ExecutionParameter(type=str, optional=True),
     }
     INPUTS = {}
     OUTPUTS = {
@@ -60,6 +65,7 @@ class ImageExampleGen(base_beam_component.BaseBeamComponent):
     Args:
       data_root: ``/path/to/root`` or ``gs://bucket/prefix``.
       ingest_config: ``json.dumps(dataclasses.asdict(IngestConfig(...)))``; "" or "{}" for defaults.
+      input_fingerprint: ``storage.listing_fingerprint(data_root)``, or "" (see the module docstring).
     Raises:
       ConfigError (a ValueError): the config JSON has unknown fields or invalid values.
       ValueError: empty data_root.
@@ -68,7 +74,7 @@ class ImageExampleGen(base_beam_component.BaseBeamComponent):
     SPEC_CLASS = ImageExampleGenSpec
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
 
-    def __init__(self, data_root: str, ingest_config: str = ""):
+    def __init__(self, data_root: str, ingest_config: str = "", input_fingerprint: str = ""):
         if not data_root:
             raise ValueError("ImageExampleGen needs a data_root (local directory or gs://bucket/prefix)")
         # Fail at pipeline construction, not minutes later in the executor.
@@ -76,6 +82,7 @@ class ImageExampleGen(base_beam_component.BaseBeamComponent):
         spec = ImageExampleGenSpec(
             data_root=data_root,
             ingest_config=ingest_config or "{}",
+            input_fingerprint=input_fingerprint or None,
             examples=channel.Channel(type=standard_artifacts.Examples),
             ingestion_report=channel.Channel(type=IngestionReport),
         )
