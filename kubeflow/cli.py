@@ -52,12 +52,16 @@ def _add_compile(subparsers) -> None:
     d.add_argument("--network", default="")
     d.add_argument("--subnetwork", default="")
     d.add_argument("--no-public-ips", action="store_true")
-    t = p.add_argument_group("training (Vertex AI custom job)")
+    t = p.add_argument_group("training (Vertex AI custom job; --target vertex only)")
     t.add_argument("--train-in-pipeline-step", action="store_true",
                    help="run the stock Trainer inside its pipeline step instead of a custom job")
-    t.add_argument("--train-machine-type", default=TrainingConfig.machine_type)
-    t.add_argument("--gpu-type", default=TrainingConfig.accelerator_type, choices=ACCELERATOR_TYPES)
-    t.add_argument("--gpu-count", type=int, default=TrainingConfig.accelerator_count, help="0 = CPU only")
+    # None = not given: --target kubeflow refuses these flags only when they are given.
+    t.add_argument("--train-machine-type", default=None,
+                   help=f"default {TrainingConfig.machine_type}")
+    t.add_argument("--gpu-type", default=None, choices=ACCELERATOR_TYPES,
+                   help=f"default {TrainingConfig.accelerator_type}")
+    t.add_argument("--gpu-count", type=int, default=None,
+                   help=f"0 = CPU only (default {TrainingConfig.accelerator_count})")
     t.add_argument("--train-workers", type=int, default=0,
                    help="extra identical machines (multi-worker; MultiWorkerMirroredStrategy)")
     t.add_argument("--train-boot-disk-gb", type=int, default=0)
@@ -81,6 +85,50 @@ def _labels(items: list[str]) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+#: (flag, args attribute) of the Trainer flags that only shape the Vertex AI custom job.
+_CUSTOM_JOB_FLAGS = (("--train-machine-type", "train_machine_type"), ("--gpu-type", "gpu_type"),
+                     ("--gpu-count", "gpu_count"), ("--train-workers", "train_workers"),
+                     ("--train-boot-disk-gb", "train_boot_disk_gb"))
+
+
+def _refuse_custom_job_flags(args: argparse.Namespace) -> None:
+    """Refuse custom-job flags for ``--target kubeflow``, where nothing in the spec would carry them.
+
+    The kubeflow Trainer is a plain pipeline step. KFP's own backend reads a step's accelerator
+    type as a Kubernetes resource name (``nvidia.com/gpu``), not a Vertex name such as
+    NVIDIA_TESLA_T4, and has no machine types, so these flags cannot become a real request there.
+    ``None`` and ``0`` mean "not asked for" and pass.
+    Raises:
+      ConfigError: naming every such flag given, and what to do instead.
+    """
+    given = [flag for flag, attr in _CUSTOM_JOB_FLAGS if getattr(args, attr) not in (None, 0)]
+    if given:
+        one = len(given) == 1
+        raise ConfigError(
+            f"{', '.join(given)} {'is' if one else 'are'} for the Vertex AI training job only; "
+            "--target kubeflow runs the Trainer as a plain pipeline step without a GPU: "
+            f"drop {'it' if one else 'them'}, or compile with --target vertex to train on a GPU machine")
+
+
+def _training_config(args: argparse.Namespace) -> TrainingConfig:
+    """The Trainer part of the VertexConfig from ``compile`` flags (unset flags take its defaults).
+
+    Raises:
+      ConfigError: custom-job flags with ``--target kubeflow``.
+    """
+    if args.target == "kubeflow":
+        _refuse_custom_job_flags(args)
+        # No custom job and no GPU: the side .config.json must say so, not show the Vertex defaults.
+        return TrainingConfig(use_vertex=False, accelerator_count=0)
+    default = TrainingConfig()
+    return TrainingConfig(
+        use_vertex=not args.train_in_pipeline_step,
+        machine_type=args.train_machine_type or default.machine_type,
+        accelerator_type=args.gpu_type or default.accelerator_type,
+        accelerator_count=default.accelerator_count if args.gpu_count is None else args.gpu_count,
+        worker_count=args.train_workers, boot_disk_size_gb=args.train_boot_disk_gb)
+
+
 def vertex_config_from_args(args: argparse.Namespace) -> VertexConfig:
     """Build and validate the VertexConfig from ``compile`` flags. Raises ConfigError."""
     return VertexConfig(
@@ -93,12 +141,7 @@ def vertex_config_from_args(args: argparse.Namespace) -> VertexConfig:
             max_num_workers=args.dataflow_max_workers, disk_size_gb=args.dataflow_disk_gb,
             temp_location=args.dataflow_temp_location, use_pipeline_image=not args.dataflow_pip_install,
             network=args.network, subnetwork=args.subnetwork, no_public_ips=args.no_public_ips),
-        training=TrainingConfig(
-            # kubeflow: the Trainer always runs in its pipeline step (no Vertex custom job).
-            use_vertex=args.target == "vertex" and not args.train_in_pipeline_step,
-            machine_type=args.train_machine_type,
-            accelerator_type=args.gpu_type, accelerator_count=args.gpu_count,
-            worker_count=args.train_workers, boot_disk_size_gb=args.train_boot_disk_gb),
+        training=_training_config(args),
         evaluator_cpu=args.evaluator_cpu, evaluator_memory_gb=args.evaluator_memory_gb,
         evaluator_accelerator_type=args.evaluator_gpu_type,
         evaluator_accelerator_count=args.evaluator_gpu_count,

@@ -57,7 +57,8 @@ def specs(tmp_path_factory):
     _run_cli(["compile", "--target", "kubeflow", "--out", kf_out, *COMMON, "--no-cache",
               "--beam-runner", "direct"])
     with open(vertex_out) as f, open(kf_out) as g:
-        return {"vertex": json.load(f), "kubeflow": json.load(g), "vertex_path": vertex_out}
+        return {"vertex": json.load(f), "kubeflow": json.load(g), "vertex_path": vertex_out,
+                "kubeflow_path": kf_out}
 
 
 def _tasks(job):
@@ -167,6 +168,48 @@ def test_kubeflow_target_keeps_the_stock_trainer(specs):
     custom = json.loads(_param(job, "Trainer", "custom_config"))
     assert set(custom) == {"train"}
     assert "resources" not in _executor(job, "FidEvaluator")["container"]
+    # no GPU is requested for the Trainer step, and the side file does not claim one either
+    assert "resources" not in _executor(job, "Trainer")["container"]
+    with open(specs["kubeflow_path"] + ".config.json") as f:
+        training = json.load(f)["vertex"]["training"]
+    assert training["use_vertex"] is False and training["accelerator_count"] == 0
+
+
+@pytest.mark.parametrize("extra, named", [
+    (["--gpu-count", "4"], "--gpu-count"),
+    (["--gpu-type", "NVIDIA_TESLA_T4", "--gpu-count", "1"], "--gpu-type, --gpu-count"),
+    (["--gpu-type", "NVIDIA_L4"], "--gpu-type"),
+    (["--train-machine-type", "n1-standard-16"], "--train-machine-type"),
+    (["--train-workers", "2"], "--train-workers"),
+])
+def test_kubeflow_target_refuses_custom_job_flags(tmp_path, capsys, extra, named):
+    """Flags the kubeflow spec cannot carry are refused (exit 2, one line), not silently dropped."""
+    from pipeline import cli
+
+    out = tmp_path / "kf.json"
+    code = cli.main(["compile", "--target", "kubeflow", "--out", str(out), *COMMON, *extra])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USAGE
+    assert len(err.strip().splitlines()) == 1
+    assert f" {named} is for" in err or f" {named} are for" in err
+    assert "--target vertex" in err and "Traceback" not in err
+    assert not out.exists() and not os.path.exists(f"{out}.config.json")
+
+
+def test_kubeflow_dry_run_records_no_trainer_gpu():
+    """kubeflow: no GPU in the resolved config (explicit --gpu-count 0 is fine); vertex keeps its defaults."""
+    def training(argv):
+        return json.loads(_run_cli(["compile", "--out", "unused.json", *COMMON, "--dry-run", *argv]))[
+            "vertex"]["training"]
+
+    for argv in (["--target", "kubeflow"], ["--target", "kubeflow", "--gpu-count", "0"]):
+        t = training(argv)
+        assert t["use_vertex"] is False and t["accelerator_count"] == 0, argv
+    t = training(["--target", "vertex"])
+    assert (t["machine_type"], t["accelerator_type"], t["accelerator_count"]) == (
+        "n1-standard-8", "NVIDIA_TESLA_T4", 1)
+    t = training(["--target", "vertex", "--train-in-pipeline-step", "--gpu-count", "0"])
+    assert t["use_vertex"] is False and t["accelerator_count"] == 0
 
 
 def test_caching_settings(specs):
