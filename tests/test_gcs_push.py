@@ -199,15 +199,19 @@ def test_bad_inputs_are_refused(client, tmp_path):
         gcs_push.resolve_latest(dest, client=client)
 
 
+def _upload_dir(client, local_dir, prefix: str) -> None:
+    """Upload every file under ``local_dir`` to ``gs://BUCKET/<prefix>/<relative path>``."""
+    bucket = client.bucket(BUCKET)
+    for root, _, names in os.walk(local_dir):
+        for name in names:
+            rel = os.path.relpath(os.path.join(root, name), local_dir).replace(os.sep, "/")
+            bucket.blob(f"{prefix}/{rel}").upload_from_filename(os.path.join(root, name))
+
+
 def test_publish_from_gs_source_with_extra_file(client, tmp_path):
     """On Vertex the Trainer's model already lives in gs://: it is copied server-side."""
     src = _make_model_dir(tmp_path, "v1")
-    bucket = client.bucket(BUCKET)
-    for root, _, names in os.walk(src):
-        for name in names:
-            rel = os.path.relpath(os.path.join(root, name), src).replace(os.sep, "/")
-            bucket.blob(f"pipeline-root/Trainer/model/7/Format-Serving/{rel}").upload_from_filename(
-                os.path.join(root, name))
+    _upload_dir(client, src, "pipeline-root/Trainer/model/7/Format-Serving")
     metrics = tmp_path / "metrics.json"
     metrics.write_text(json.dumps({"fid": 12.5}))
     dest = f"gs://{BUCKET}/from-gs"
@@ -294,13 +298,8 @@ def test_identical_model_is_not_published_twice(client, tmp_path):
 def test_live_copy_found_for_a_gs_source(client, tmp_path):
     """On Vertex the model is in gs:// and its files were copied server-side (MD5 only)."""
     src = _make_model_dir(tmp_path, "v1")
-    bucket = client.bucket(BUCKET)
     source = f"gs://{BUCKET}/root-live/Trainer/model/9/Format-Serving"
-    for root, _, names in os.walk(src):
-        for name in names:
-            rel = os.path.relpath(os.path.join(root, name), src).replace(os.sep, "/")
-            bucket.blob(f"root-live/Trainer/model/9/Format-Serving/{rel}").upload_from_filename(
-                os.path.join(root, name))
+    _upload_dir(client, src, "root-live/Trainer/model/9/Format-Serving")
     metrics = tmp_path / "metrics.json"
     metrics.write_text('{"fid": 3.0}')
     dest = f"gs://{BUCKET}/live-from-gs"
@@ -312,5 +311,5 @@ def test_live_copy_found_for_a_gs_source(client, tmp_path):
     assert gcs_push.find_live_copy(source, dest, client=client) is None
     # The same files from a local directory match too (MD5 computed locally).
     assert gcs_push.find_live_copy(src, dest, ("metrics.json",), client=client) == (uri, version)
-    bucket.blob("root-live/Trainer/model/9/Format-Serving/extra.txt").upload_from_string(b"x")
+    client.bucket(BUCKET).blob("root-live/Trainer/model/9/Format-Serving/extra.txt").upload_from_string(b"x")
     assert gcs_push.find_live_copy(source, dest, ("metrics.json",), client=client) is None
