@@ -464,11 +464,12 @@ def test_rejection_detail_is_the_same_run_after_run():
 def test_summary_table_columns_line_up_for_wide_category_names():
     from components.image_example_gen import ledger
     counts = {s: 1 for s in ("seen",) + ingest.STATUSES}
-    report = {"counts_by_category": {"dress": counts, "服装": counts, "Ünïcødé": counts},
-              "labels": {"dress": 0, "服装": 1, "Ünïcødé": 2}, "counts_by_status": {s: 3 for s in ingest.STATUSES},
+    report = {"counts_by_category": {"dress": counts, "服装": counts, "Ünï\ncødé": counts},
+              "labels": {"dress": 0, "服装": 1, "Ünï\ncødé": 2}, "counts_by_status": {s: 3 for s in ingest.STATUSES},
               "seen": 12, "rejection_reasons": {}, "splits": {"train": 2, "eval": 1},
               "rejected_fraction": 0.25, "policy": {"passed": True, "errors": []}}
     rows = ledger.format_table(report).splitlines()[:5]   # header, three categories, all files
+    assert "Ünï\\ncødé" in rows[3]                      # a line break in a name is shown escaped
     # Numbers are right-aligned in fixed columns, so aligned rows are equally wide on a terminal
     # (where a CJK character takes two columns).
     assert len({ledger._display_width(row) for row in rows}) == 1, rows

@@ -140,7 +140,10 @@ def test_analyze_and_transform_real_photos(sample_photos, tmp_path, aspect):
                     features.WIDTH_KEY: s.width, features.SHA256_KEY: ingest.sha256_hex(data).encode()})
     # One PNG-stored image too (the re-encode path), a copy of the first photo.
     png = _stored(encode(np.asarray(Image.open(io.BytesIO(sample_photos[0][1])).convert("RGB")), "PNG"))
-    raw.append(dict(raw[0], **{features.IMAGE_ENCODED_KEY: png.encoded, features.IMAGE_FORMAT_KEY: b"png"}))
+    # Its category is a folder name with line breaks and a backslash (tft.vocabulary drops raw
+    # line breaks: the category counts must still list it).
+    raw.append(dict(raw[0], **{features.IMAGE_ENCODED_KEY: png.encoded, features.IMAGE_FORMAT_KEY: b"png",
+                               features.CLASS_TEXT_KEY: 'odd\\name\nwith "breaks"\r'.encode()}))
     metadata = tft.DatasetMetadata.from_feature_spec(preprocessing.raw_feature_spec())
     config = {"transform": {"aspect": aspect, "image_size": SIZE}, "background": [255, 255, 255]}
 

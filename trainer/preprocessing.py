@@ -211,9 +211,24 @@ def preprocessing_fn(inputs: Mapping[str, Any], custom_config: Mapping[str, Any]
 
     # Analyzers (all first-phase, see the module docstring).
     _pixel_stats_analyzer(images)
-    tft.vocabulary(_flat(inputs[features.CLASS_TEXT_KEY]), vocab_filename=CATEGORY_VOCAB_NAME,
-                   store_frequency=True, name="category_vocabulary")
+    tft.vocabulary(_escape_line_breaks(_flat(inputs[features.CLASS_TEXT_KEY])),
+                   vocab_filename=CATEGORY_VOCAB_NAME, store_frequency=True, name="category_vocabulary")
     return {features.IMAGE_KEY: images, features.LABEL_KEY: labels}
+
+
+def _escape_line_breaks(text):
+    """tft.vocabulary silently drops tokens holding a line break, and a category is any folder
+    name: write ``\\`` as ``\\\\``, line feed as ``\\n``, carriage return as ``\\r``
+    (``_unescape_line_breaks`` reverses it)."""
+    text = tf.strings.regex_replace(text, r"\\", r"\\\\")
+    text = tf.strings.regex_replace(text, "\n", r"\\n")
+    return tf.strings.regex_replace(text, "\r", r"\\r")
+
+
+def _unescape_line_breaks(name: str) -> str:
+    import re
+
+    return re.sub(r"\\([\\nr])", lambda m: {"\\": "\\", "n": "\n", "r": "\r"}[m.group(1)], name)
 
 
 def _pixel_stats_analyzer(images):
@@ -270,7 +285,7 @@ def read_analyzer_outputs(tft_output) -> dict[str, Any]:
     for line in tft_output.vocabulary_by_name(CATEGORY_VOCAB_NAME):
         line = line.decode("utf-8") if isinstance(line, bytes) else line
         count, _, name = line.partition(" ")
-        counts[name] = int(float(count))
+        counts[_unescape_line_breaks(name)] = int(float(count))
     return {"channel_mean": [m / 127.5 - 1.0 for m in means_v],
             "channel_std": [math.sqrt(v) / 127.5 for v in vars_v],
             "category_counts": dict(sorted(counts.items()))}

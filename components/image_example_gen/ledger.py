@@ -179,7 +179,9 @@ def format_table(report: Mapping[str, Any]) -> str:
     """A per-category summary table (plain text) for the check-data CLI."""
     cols = ("seen",) + ingest.STATUSES
     cats = report["counts_by_category"]
-    width = max([len("category")] + [_display_width(c) for c in cats]) + 2
+    # A folder name may hold line breaks: shown escaped, so each category stays on one row.
+    shown = {c: c.replace("\n", "\\n").replace("\r", "\\r") for c in cats}
+    width = max([len("category")] + [_display_width(c) for c in shown.values()]) + 2
 
     def pad(name: str) -> str:
         return name + " " * (width - _display_width(name))
@@ -187,7 +189,7 @@ def format_table(report: Mapping[str, Any]) -> str:
     lines = [pad("category") + "label".rjust(6) + "".join(c.rjust(10) for c in cols)]
     for name, counts in cats.items():
         label = report["labels"].get(name)
-        lines.append(pad(name) + ("-" if label is None else str(label)).rjust(6)
+        lines.append(pad(shown[name]) + ("-" if label is None else str(label)).rjust(6)
                      + "".join(str(counts[c]).rjust(10) for c in cols))
     status = report["counts_by_status"]
     lines.append(pad("all files") + "".rjust(6) + str(report["seen"]).rjust(10)
