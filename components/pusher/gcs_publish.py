@@ -43,7 +43,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from components.pusher.publish import PublishError  # one error type for every destination
+from components.pusher.publish import PublishError, file_hashes  # one error type, one file hash
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,6 @@ VERSIONS_DIRNAME = "versions"
 MANIFEST_NAME = "_MANIFEST.json"
 #: Format tag written into the pointer and each manifest; readers refuse other formats.
 FORMAT = "dcgan-tfx/gcs-push/v1"
-_READ_CHUNK = 1 << 20  # bytes per read when hashing local files
 
 
 class PublishConflictError(PublishError):
@@ -112,16 +111,6 @@ def _local_files(local_dir: str) -> tuple[list[str], list[str]]:
     if not files:
         raise ValueError(f"nothing to publish: {local_dir} holds no files")
     return sorted(files), sorted(empty_dirs)
-
-
-def _hashes(path: str) -> tuple[str, str]:
-    """(sha256 hex, md5 base64) of a local file; md5 in base64 is what Cloud Storage reports."""
-    sha, md5 = hashlib.sha256(), hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(_READ_CHUNK), b""):
-            sha.update(chunk)
-            md5.update(chunk)
-    return sha.hexdigest(), base64.b64encode(md5.digest()).decode("ascii")
 
 
 def read_pointer(gs_dest: str, *, client=None) -> dict[str, Any] | None:
@@ -261,7 +250,7 @@ def publish_model_dir(local_dir: str, gs_dest: str, metadata: dict[str, Any] | N
         for i, (rel, path, src_blob) in enumerate(sources, start=1):
             name = _join(version_prefix, rel)
             if src_blob is None:
-                sha256, md5 = _hashes(path)
+                sha256, md5 = file_hashes(path)
                 blob = bucket.blob(name)
                 blob.upload_from_filename(path, if_generation_match=0)
                 entry = {"path": rel, "size": os.path.getsize(path), "sha256": sha256, "md5": md5}
@@ -328,7 +317,7 @@ def _same_file(entry: dict[str, Any], size: int, source: Any) -> bool:
     if entry.get("size") != size:
         return False
     if isinstance(source, str):  # local file: hash it the way the manifest recorded it
-        sha256, md5 = _hashes(source)
+        sha256, md5 = file_hashes(source)
         if "sha256" in entry:
             return entry["sha256"] == sha256
         return entry.get("md5") is not None and entry["md5"] == md5

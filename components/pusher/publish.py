@@ -17,6 +17,7 @@ Pusher can record that version instead of writing a duplicate.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import logging
 import os
@@ -122,12 +123,19 @@ def file_digests(model_dir: str, skip: Iterable[str] = ()) -> dict[str, str]:
             rel = os.path.relpath(path, model_dir).replace(os.sep, "/")
             if rel in skip:
                 continue
-            sha = hashlib.sha256()
-            with open(path, "rb") as f:
-                for chunk in iter(lambda: f.read(_READ_CHUNK), b""):
-                    sha.update(chunk)
-            digests[rel] = sha.hexdigest()
+            digests[rel] = file_hashes(path)[0]
     return digests
+
+
+def file_hashes(path: str) -> tuple[str, str]:
+    """(sha256 hex, md5 base64) of a local file, read in 1 MiB chunks; md5 in base64 is what Cloud
+    Storage reports for an object (gcs_publish's manifests record both)."""
+    sha, md5 = hashlib.sha256(), hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(_READ_CHUNK), b""):
+            sha.update(chunk)
+            md5.update(chunk)
+    return sha.hexdigest(), base64.b64encode(md5.digest()).decode("ascii")
 
 
 def live_local_version(base_directory: str) -> str | None:
