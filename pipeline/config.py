@@ -113,29 +113,103 @@ class TransformConfig:
                               f"got {self.image_size}")
 
 
+LOSSES = ("bce", "hinge", "wgan_gp")
+DISCRIMINATOR_NORMS = ("batchnorm", "none")
+WEIGHT_INITS = ("glorot", "dcgan")
+DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")
+
+#: Named recipes: the fields each one sets; every other field keeps its default. A config naming
+#: a recipe starts from it, and fields given beside it override it (``TrainConfig.from_recipe``).
+RECIPES: dict[str, dict[str, Any]] = {
+    # The blog post's DCGAN exactly: BCE with one-sided uniform smoothing, Adam D 1e-4 / G 3e-4,
+    # a two-block BatchNorm discriminator 25x smaller than the generator, no generator BatchNorm,
+    # Keras's default initialisation, no augmentation, the last epoch exported.
+    "seed": dict(loss="bce", label_smoothing="uniform", d_learning_rate=1e-4,
+                 g_learning_rate=3e-4, beta_1=0.5, beta_2=0.999, generator_batchnorm=False,
+                 extra_discriminator_block=False, discriminator_norm="batchnorm",
+                 spectral_norm=False, separate_passes=False, weight_init="glorot",
+                 diffaugment="", ema_decay=0.0, n_critic=1, kid_every_epochs=0,
+                 export_best=False),
+    # The field's remedies for a few thousand images (sources in docs/quality.md): DiffAugment on
+    # reals and fakes in both steps (Zhao et al. 2020), a spectrally normalised discriminator
+    # without BatchNorm and one block deeper (Miyato et al. 2018), hinge loss (Lim & Ye 2017),
+    # generator BatchNorm and N(0, 0.02) weights with Adam 2e-4 / beta1 0.5 for both networks
+    # (Radford et al. 2015), and an EMA of the generator's weights, which is what is scored and
+    # exported (Yazici et al. 2019); the exported epoch is the best by Inception KID.
+    "data_efficient": dict(loss="hinge", label_smoothing="none", d_learning_rate=2e-4,
+                           g_learning_rate=2e-4, beta_1=0.5, beta_2=0.999,
+                           generator_batchnorm=True,
+                           extra_discriminator_block=True, discriminator_norm="none",
+                           spectral_norm=True, separate_passes=True, weight_init="dcgan",
+                           diffaugment="color,translation,cutout", ema_decay=0.999, n_critic=1,
+                           kid_every_epochs=5, export_best=True),
+    # The seed's next post: WGAN-GP (Gulrajani et al. 2017, algorithm 1: lambda 10, 5 critic steps
+    # per generator step, Adam 1e-4 with beta1 0 and beta2 0.9, no BatchNorm in the critic).
+    "wgan_gp": dict(loss="wgan_gp", gp_weight=10.0, n_critic=5, d_learning_rate=1e-4,
+                    g_learning_rate=1e-4, beta_1=0.0, beta_2=0.9, generator_batchnorm=True,
+                    extra_discriminator_block=True, discriminator_norm="none",
+                    spectral_norm=False, separate_passes=True, weight_init="dcgan",
+                    diffaugment="", ema_decay=0.999, kid_every_epochs=5, export_best=True),
+}
+DEFAULT_RECIPE = "data_efficient"
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    """DCGAN recipe. Defaults are the seed's (Adam D 1e-4 / G 3e-4, beta1 0.5, batch 32, latent 100)."""
+    """DCGAN recipe. Defaults are the ``data_efficient`` recipe; ``recipe="seed"`` (through
+    ``from_recipe`` or a config/CLI naming it) gives the blog post's (Adam D 1e-4 / G 3e-4, beta1 0.5,
+    batch 32, latent 100, BCE with one-sided smoothing). ``RECIPES`` lists what each recipe sets.
 
+    Fields beyond the seed's: ``loss`` ("bce" non-saturating, "hinge", "wgan_gp" with
+    ``gp_weight`` lambda and ``n_critic`` D steps per G step, Gulrajani et al. 2017 use 10 and 5);
+    ``discriminator_norm`` ("batchnorm" or "none"); ``spectral_norm`` (D's layers);
+    ``separate_passes`` (D sees reals and fakes in two calls, not one concatenated batch);
+    ``weight_init`` ("glorot" Keras default, "dcgan" N(0, 0.02)); ``diffaugment`` (comma-separated
+    policy from color, translation, cutout; "" = off); ``ema_decay`` (0 = off; else the generator
+    that is sampled, scored and exported is the weights' moving average, decay warmed up as
+    min(decay, (1 + t) / (10 + t)) over G steps t, as ``tf.train.ExponentialMovingAverage``).
+    """
+
+    recipe: str = DEFAULT_RECIPE
     epochs: int = 50
     batch_size: int = 32
     latent_dim: int = features.LATENT_DIM
-    d_learning_rate: float = 1e-4
-    g_learning_rate: float = 3e-4
+    loss: str = "hinge"
+    gp_weight: float = 10.0
+    n_critic: int = 1
+    d_learning_rate: float = 2e-4
+    g_learning_rate: float = 2e-4
     beta_1: float = 0.5
-    label_smoothing: str = "uniform"       # real targets 1 + 0.05*U(0,1) (seed text); "constant": 0.9
-    generator_batchnorm: bool = False       # the seed's text suggests it, its code leaves it out
-    extra_discriminator_block: bool = False
+    beta_2: float = 0.999
+    label_smoothing: str = "none"          # bce only: "uniform" 1 + 0.05*U(0,1) (seed), "constant" 0.9
+    generator_batchnorm: bool = True       # the seed's text suggests it, its code leaves it out
+    extra_discriminator_block: bool = True
+    discriminator_norm: str = "none"
+    spectral_norm: bool = True
+    separate_passes: bool = True
+    weight_init: str = "dcgan"
+    diffaugment: str = "color,translation,cutout"
+    ema_decay: float = 0.999
     seed: int = 0
     steps_per_epoch: int | None = None      # None: one pass over the train split
     sample_grid_size: int = 16              # fixed-noise images in the per-epoch grid
-    kid_every_epochs: int = 0               # 0: no KID during training
-    export_best: bool = False               # export the best-KID epoch instead of the last
+    kid_every_epochs: int = 5               # 0: no KID during training
+    export_best: bool = True                # export the best-KID epoch instead of the last
     kid_num_samples: int = 256              # real and generated images per in-training KID
     precision: str = "float32"              # "mixed_bfloat16": bf16 compute (AMX/AVX512-BF16 CPUs)
     discriminator_dropout: float = 0.0      # Dropout after Flatten (no parameters); 0 = none
 
+    @classmethod
+    def from_recipe(cls, recipe: str = DEFAULT_RECIPE, **overrides) -> "TrainConfig":
+        """The named recipe's fields, then ``overrides`` on top. Raises ConfigError on an
+        unknown recipe name."""
+        if recipe not in RECIPES:
+            raise ConfigError(f"train.recipe must be one of {sorted(RECIPES)}, got {recipe!r}")
+        return cls(**{**RECIPES[recipe], **overrides, "recipe": recipe})
+
     def validate(self) -> None:
+        if self.recipe not in RECIPES:
+            raise ConfigError(f"train.recipe must be one of {sorted(RECIPES)}, got {self.recipe!r}")
         if self.epochs < 1:
             raise ConfigError(f"train.epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 1:
@@ -144,6 +218,31 @@ class TrainConfig:
             raise ConfigError(f"train.latent_dim must be >= 1, got {self.latent_dim}")
         if self.label_smoothing not in LABEL_SMOOTHING_MODES:
             raise ConfigError(f"train.label_smoothing must be one of {LABEL_SMOOTHING_MODES}")
+        if self.loss not in LOSSES:
+            raise ConfigError(f"train.loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.discriminator_norm not in DISCRIMINATOR_NORMS:
+            raise ConfigError(f"train.discriminator_norm must be one of {DISCRIMINATOR_NORMS}")
+        if self.weight_init not in WEIGHT_INITS:
+            raise ConfigError(f"train.weight_init must be one of {WEIGHT_INITS}")
+        if self.loss == "wgan_gp" and self.discriminator_norm == "batchnorm":
+            raise ConfigError("train.loss wgan_gp needs train.discriminator_norm 'none': the "
+                              "gradient penalty is per example and BatchNorm couples examples")
+        if self.n_critic < 1:
+            raise ConfigError(f"train.n_critic must be >= 1, got {self.n_critic}")
+        if not (self.gp_weight >= 0 and math.isfinite(self.gp_weight)):
+            raise ConfigError(f"train.gp_weight must be finite and >= 0, got {self.gp_weight}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"train.ema_decay must be in [0, 1) (0: no EMA), got {self.ema_decay}")
+        names = [p.strip() for p in self.diffaugment.split(",") if p.strip()]
+        if any(n not in DIFFAUGMENT_POLICIES for n in names) or len(set(names)) != len(names):
+            raise ConfigError(f"train.diffaugment must be comma-separated names from "
+                              f"{DIFFAUGMENT_POLICIES} without repeats, got {self.diffaugment!r}")
+        if not (0.0 <= self.beta_1 < 1.0 and 0.0 <= self.beta_2 < 1.0):
+            raise ConfigError("train.beta_1 and train.beta_2 must be in [0, 1)")
+        for name in ("d_learning_rate", "g_learning_rate"):
+            value = getattr(self, name)
+            if not (value > 0 and math.isfinite(value)):
+                raise ConfigError(f"train.{name} must be finite and > 0, got {value}")
         if self.export_best and self.kid_every_epochs <= 0:
             raise ConfigError("train.export_best needs train.kid_every_epochs > 0 to rank epochs")
         if self.precision not in PRECISIONS:
@@ -268,7 +367,10 @@ def section_from_dict(section_cls, data: dict[str, Any], prefix: str | None = No
     for name, value in data.items():
         if not _matches(value, hints[name]):
             raise ConfigError(f"{prefix}{name} must be {_type_name(hints[name])}, got {value!r}")
-    return section_cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+    if section_cls is TrainConfig and "recipe" in values:
+        return TrainConfig.from_recipe(**values)
+    return section_cls(**values)
 
 
 def _matches(value, hint) -> bool:

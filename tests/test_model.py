@@ -172,3 +172,122 @@ def test_bce_matches_keras_sigmoid_bce_and_stays_bounded_for_smoothed_targets():
     # Targets above 1 with an ever larger real logit: the loss must not fall without bound.
     huge = bce_with_logits(tf.constant([[1.05]]), tf.constant([[1e4]])).numpy()[0]
     assert huge >= -0.05 * np.log(1e7) - 1e-4
+
+
+# --- Recipe switches: losses, penalty, DiffAugment in both steps ---
+
+def test_hinge_and_wgan_losses_closed_form():
+    real = tf.constant([[2.0], [0.5], [-1.0]])
+    fake = tf.constant([[-2.0], [0.0], [1.5]])
+    # hinge: relu(1 - r) = 0, 0.5, 2; relu(1 + f) = 0, 1, 2.5
+    assert float(M.discriminator_loss_sum("hinge", real, fake)) == pytest.approx(6.0)
+    assert float(M.generator_loss_sum("hinge", fake)) == pytest.approx(0.5)
+    assert float(M.discriminator_loss_sum("wgan_gp", real, fake)) == pytest.approx(-0.5 - 1.5)
+    targets = tf.ones([3, 1])
+    bce = M.discriminator_loss_sum("bce", real, fake, targets)
+    expected = 0.5 * (np.sum(np.log1p(np.exp(-np.array([2.0, 0.5, -1.0]))))
+                      + np.sum(np.log1p(np.exp(np.array([-2.0, 0.0, 1.5])))))
+    assert float(bce) == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match="loss"):
+        M.generator_loss_sum("lsgan", fake)
+
+
+def test_gradient_penalty_of_a_linear_critic():
+    """D(x) = w . x has gradient w everywhere: the penalty is n * (|w| - 1)^2 whatever x_hat is."""
+    inp = keras.Input(shape=features.IMAGE_SHAPE)
+    out = keras.layers.Dense(1, use_bias=False)(keras.layers.Flatten()(inp))
+    critic = keras.Model(inp, out)
+    w = np.full((64 * 64 * 3, 1), 0.02, np.float32)
+    critic.set_weights([w])
+    x = tf.random.uniform([5] + list(features.IMAGE_SHAPE), -1, 1)
+    gp = M.gradient_penalty_sum(critic, x, -x, tf.constant([1, 2], tf.int64))
+    expected = 5 * (np.linalg.norm(w) - 1.0) ** 2
+    assert float(gp) == pytest.approx(expected, rel=1e-4)
+
+
+def _mean_critic():
+    """A real Keras critic whose logit is the mean pixel value (weights fixed by lr = 0 below)."""
+    inp = keras.Input(shape=features.IMAGE_SHAPE)
+    pooled = keras.layers.GlobalAveragePooling2D()(inp)
+    dense = keras.layers.Dense(1, kernel_initializer=keras.initializers.Constant(1 / 3))
+    return keras.Model(inp, dense(pooled))
+
+
+@pytest.mark.parametrize("separate", [True, False])
+def test_diffaugment_reaches_reals_and_fakes_in_both_steps(separate):
+    """D(x) = mean(x): the logged D(x), D(G(z)) and g_loss equal the values for the *augmented*
+    reals and fakes under the step's own seeds, and differ from the unaugmented ones."""
+    from trainer.augment import diff_augment
+    keras.utils.set_random_seed(0)
+    policy = ("color", "translation", "cutout")
+    g = M.build_generator()
+    gan = M.DCGAN(g, _mean_critic(), loss="hinge", separate_passes=separate, augment=policy)
+    gan.compile(keras.optimizers.SGD(0.0), keras.optimizers.SGD(0.0))
+    rng = np.random.default_rng(1)
+    real = tf.constant(rng.uniform(-1, 1, (6,) + features.IMAGE_SHAPE).astype("float32"))
+    noise = tf.constant(rng.standard_normal((6, features.LATENT_DIM)).astype("float32"))
+    seeds = gan.extra_seeds(tf.constant(0, tf.int64))
+    fakes = g(noise, training=True)
+    out = tf.function(gan.train_step)((real, noise))
+
+    def mean_sigmoid(x):
+        return float(tf.reduce_mean(tf.sigmoid(tf.reduce_mean(x, axis=[1, 2, 3]))))
+
+    assert float(out["d_real"]) == pytest.approx(mean_sigmoid(diff_augment(real, policy, seeds[1])),
+                                                 rel=1e-5)
+    assert float(out["d_fake"]) == pytest.approx(mean_sigmoid(diff_augment(fakes, policy, seeds[0])),
+                                                 rel=1e-4)
+    g_expected = -float(tf.reduce_mean(diff_augment(fakes, policy, seeds[3])))
+    assert float(out["g_loss"]) == pytest.approx(g_expected, rel=1e-3, abs=1e-5)
+    assert float(out["d_real"]) != pytest.approx(mean_sigmoid(real), rel=1e-3)
+
+
+def test_diffaugment_ops():
+    from trainer.augment import diff_augment, parse_policy
+    x = tf.random.uniform([4, 64, 64, 3], -1, 1, seed=3)
+    seed = tf.constant([4, 5], tf.int64)
+    assert parse_policy("color, cutout") == ("color", "cutout") and parse_policy("") == ()
+    with pytest.raises(ValueError, match="DiffAugment"):
+        parse_policy("color,flip")
+    np.testing.assert_array_equal(diff_augment(x, (), seed).numpy(), x.numpy())
+    a, b = diff_augment(x, ("translation",), seed), diff_augment(x, ("translation",), seed)
+    np.testing.assert_array_equal(a.numpy(), b.numpy())         # stateless: same seed, same draw
+    # Translation moves pixels by whole steps and shifts zeros in: every output pixel is an input
+    # pixel of the same image or 0, and at most 8 rows/columns (1/8 of 64) are zero-filled.
+    moved = a.numpy()
+    for i in range(4):
+        vals = set(np.round(x.numpy()[i].ravel(), 6)) | {0.0}
+        assert set(np.round(moved[i].ravel(), 6)) <= vals
+    zero_rows = (np.abs(moved).sum(axis=(2, 3)) == 0).sum(axis=1)
+    assert zero_rows.max() <= 8
+    # Cutout zeroes one square of at most 32 x 32 pixels per image (fewer at the border).
+    cut = diff_augment(tf.ones([8, 64, 64, 3]), ("cutout",), seed).numpy()
+    zeros = (cut[..., 0] == 0).sum(axis=(1, 2))
+    assert zeros.max() <= 32 * 32 and zeros.min() > 0
+    # Differentiable: gradients reach the input through all three.
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = tf.reduce_sum(diff_augment(x, ("color", "translation", "cutout"), seed))
+    grad = tape.gradient(y, x)
+    assert grad is not None and float(tf.reduce_sum(tf.abs(grad))) > 0
+
+
+def test_spectral_norm_and_init_options():
+    keras.utils.set_random_seed(0)
+    d = M.build_discriminator(norm="none", spectral_norm=True, extra_block=True)
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in d.layers)
+    sn = [layer for layer in d.layers if isinstance(layer, keras.layers.SpectralNormalization)]
+    assert len(sn) == 4                      # three convs and the logit
+    x = tf.random.uniform([2] + list(features.IMAGE_SHAPE))
+    for _ in range(30):                      # one power iteration per call converges over calls
+        d(x, training=True)
+    for layer in sn:                         # ... to kernels with largest singular value ~ 1
+        k = layer.layer.kernel.numpy().reshape(-1, layer.layer.kernel.shape[-1])
+        assert np.linalg.svd(k, compute_uv=False)[0] == pytest.approx(1.0, rel=0.05)
+    g = M.build_generator(weight_init="dcgan")
+    kernel = g.get_layer("up1").kernel.numpy()
+    assert abs(kernel.std() - 0.02) < 0.002 and abs(kernel.mean()) < 0.002
+    with pytest.raises(ValueError, match="norm"):
+        M.build_discriminator(norm="layernorm")
+    with pytest.raises(ValueError, match="weight_init"):
+        M.build_generator(weight_init="he")

@@ -47,7 +47,7 @@ def test_config_validation_of_new_fields():
     with pytest.raises(ConfigError, match="precision"):
         TrainConfig(precision="fp8").validate()
     with pytest.raises(ConfigError, match="export_best"):
-        TrainConfig(export_best=True).validate()
+        TrainConfig(export_best=True, kid_every_epochs=0).validate()
 
 
 def _final_variables(run_dir):
@@ -58,22 +58,27 @@ def _final_variables(run_dir):
     return {n: reader.get_tensor(n) for n in names}
 
 
-def test_resume_equals_uninterrupted(tmp_path):
-    """k steps, checkpoint, restore into fresh objects, j more == k + j uninterrupted."""
+@pytest.mark.parametrize("recipe", ["seed", "data_efficient"])
+def test_resume_equals_uninterrupted(tmp_path, recipe):
+    """k steps, checkpoint, restore into fresh objects, j more == k + j uninterrupted. For the
+    default recipe this covers the EMA generator (in the checkpoint, compared below) and the
+    DiffAugment draws (keyed on the restored step counter)."""
     images = _real_images(16)
-    cfg = dict(batch_size=4, steps_per_epoch=2, sample_grid_size=4, seed=5)
+    cfg = dict(batch_size=4, steps_per_epoch=2, sample_grid_size=4, seed=5, recipe=recipe,
+               kid_every_epochs=0, export_best=False)
     ds_fn = lambda epoch: _ds(np.roll(images, 4 * epoch, axis=0), 4)  # noqa: E731
-    full = train(TrainConfig(epochs=2, **cfg), ds_fn, str(tmp_path / "full"), None)
+    full = train(TrainConfig.from_recipe(epochs=2, **cfg), ds_fn, str(tmp_path / "full"), None)
     assert full["status"] == "complete" and full["steps"] == 4
-    part = train(TrainConfig(epochs=1, **cfg), ds_fn, str(tmp_path / "crashed"), None)
+    part = train(TrainConfig.from_recipe(epochs=1, **cfg), ds_fn, str(tmp_path / "crashed"), None)
     assert part["steps"] == 2
     # A new attempt in a new run dir resumes from the crashed one (same fingerprint).
-    resumed = train(TrainConfig(epochs=2, **cfg), ds_fn, str(tmp_path / "retry"),
+    resumed = train(TrainConfig.from_recipe(epochs=2, **cfg), ds_fn, str(tmp_path / "retry"),
                     str(tmp_path / "serving"), resume_dirs=[str(tmp_path / "crashed")])
     assert resumed["restored_from"].startswith(str(tmp_path / "crashed"))
     assert resumed["steps"] == 4 and resumed["epochs_completed"] == 2
     a, b = _final_variables(str(tmp_path / "full")), _final_variables(str(tmp_path / "retry"))
     assert set(a) == set(b) and len(a) > 20
+    assert any(n.startswith("ema_generator") for n in a) == (recipe == "data_efficient")
     for name in a:
         np.testing.assert_allclose(b[name], a[name], atol=1e-5, err_msg=name)
     np.testing.assert_allclose(resumed["final"]["d_loss"], full["final"]["d_loss"], rtol=1e-4)
@@ -92,7 +97,7 @@ def test_resume_equals_uninterrupted(tmp_path):
     assert summary["status"] == "complete" and [h["epoch"] for h in summary["history"]] == [0, 1]
     assert os.path.exists(tmp_path / "serving" / "saved_model.pb")
     # A wrong fingerprint is not resumed from.
-    other = train(TrainConfig(epochs=1, **cfg), ds_fn, str(tmp_path / "other"), None,
+    other = train(TrainConfig.from_recipe(epochs=1, **cfg), ds_fn, str(tmp_path / "other"), None,
                   fingerprint="different", resume_dirs=[str(tmp_path / "crashed")])
     assert other["restored_from"] is None
 
@@ -105,7 +110,7 @@ def test_nan_stops_keeps_checkpoint_exports_nothing(tmp_path):
     def ds_fn(epoch):
         return _ds(images if epoch == 0 else bad, 4)
 
-    cfg = TrainConfig(epochs=3, batch_size=4, sample_grid_size=4)
+    cfg = TrainConfig.from_recipe("seed", epochs=3, batch_size=4, sample_grid_size=4)
     run, serving = tmp_path / "run", tmp_path / "serving"
     with pytest.raises(TrainingDiverged, match="NaN/Inf.*epoch 2"):
         train(cfg, ds_fn, str(run), str(serving))
@@ -118,7 +123,7 @@ def test_nan_stops_keeps_checkpoint_exports_nothing(tmp_path):
 
 def test_too_small_dataset_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="no full batch"):
-        train(TrainConfig(epochs=1, batch_size=32), _ds(_real_images(8), 32),
+        train(TrainConfig.from_recipe("seed", epochs=1, batch_size=32), _ds(_real_images(8), 32),
               str(tmp_path / "run"), None)
 
 

@@ -102,27 +102,75 @@ def build_gan(config: TrainConfig, num_replicas: int = 1):
     numpy and TF seeds). BatchNorm is synchronised across replicas when ``num_replicas`` > 1.
     """
     import keras
-    from trainer.model import DCGAN, build_discriminator, build_generator
+    from trainer.augment import parse_policy
+    from trainer.model import DCGAN, build_discriminator
 
     keras.utils.set_random_seed(config.seed)
     sync = num_replicas > 1
-    generator = build_generator(config.latent_dim, batchnorm=config.generator_batchnorm,
-                                sync_batchnorm=sync, precision=config.precision)
+    generator = _build_generator(config, sync)
     discriminator = build_discriminator(extra_block=config.extra_discriminator_block,
                                         dropout=config.discriminator_dropout,
-                                        sync_batchnorm=sync, precision=config.precision)
+                                        sync_batchnorm=sync, precision=config.precision,
+                                        norm=config.discriminator_norm,
+                                        spectral_norm=config.spectral_norm,
+                                        weight_init=config.weight_init)
     gan = DCGAN(generator, discriminator, latent_dim=config.latent_dim,
-                label_smoothing=config.label_smoothing, seed=config.seed)
+                label_smoothing=config.label_smoothing, seed=config.seed, loss=config.loss,
+                gp_weight=config.gp_weight, separate_passes=config.separate_passes,
+                augment=parse_policy(config.diffaugment))
     gan.compile(
-        d_optimizer=keras.optimizers.Adam(config.d_learning_rate, beta_1=config.beta_1),
-        g_optimizer=keras.optimizers.Adam(config.g_learning_rate, beta_1=config.beta_1))
+        d_optimizer=keras.optimizers.Adam(config.d_learning_rate, beta_1=config.beta_1,
+                                          beta_2=config.beta_2),
+        g_optimizer=keras.optimizers.Adam(config.g_learning_rate, beta_1=config.beta_1,
+                                          beta_2=config.beta_2))
     gan.build_optimizers()
     return gan
 
 
-def make_step_fn(gan, strategy):
+def _build_generator(config: TrainConfig, sync: bool):
+    from trainer.model import build_generator
+
+    return build_generator(config.latent_dim, batchnorm=config.generator_batchnorm,
+                           sync_batchnorm=sync, precision=config.precision,
+                           weight_init=config.weight_init)
+
+
+class GeneratorEMA:
+    """An exponential moving average of the generator's weights (Yazici et al. 2019, "The unusual
+    effectiveness of averaging in GAN training"; StyleGAN2-ADA exports such a ``G_ema``).
+
+    ``average`` is a second generator of the same architecture. After each G update,
+    ``update()`` sets every trainable weight to ``d * ema + (1 - d) * w`` with the warmed-up decay
+    ``d = min(decay, (1 + t) / (10 + t))`` at G step t (``tf.train.ExponentialMovingAverage``'s
+    ``num_updates`` rule: early averages are not dominated by the random initialisation), and
+    copies non-trainable weights (BatchNorm moving statistics) as they are. Runs in cross-replica
+    context, where every replica's copy receives the same value.
+    """
+
+    def __init__(self, generator, average, decay: float, step):
+        self.generator, self.average, self.decay, self.step = generator, average, decay, step
+        average.set_weights(generator.get_weights())
+
+    def update(self) -> None:
+        """Move the average one G step towards the current weights (inside a tf.function)."""
+        import tensorflow as tf
+
+        t = tf.cast(self.step, tf.float32)
+        d = tf.minimum(tf.constant(self.decay, tf.float32), (1.0 + t) / (10.0 + t))
+        for avg, w in zip(self.average.trainable_variables, self.generator.trainable_variables):
+            avg.assign(d * avg + (1.0 - d) * tf.cast(w, avg.dtype))
+        for avg, w in zip(self.average.non_trainable_variables,
+                          self.generator.non_trainable_variables):
+            avg.assign(w)
+
+
+def make_step_fn(gan, strategy, update_generator: bool = True, ema: GeneratorEMA | None = None):
     """A tf.function running ``gan.train_step`` on every replica.
 
+    Args:
+      gan: the DCGAN. strategy: its tf.distribute strategy.
+      update_generator: False gives a D-only step (the n_critic - 1 extra critic steps).
+      ema: moved after each G update (cross-replica context), when given.
     Returns:
       fn(distributed_batch) -> float32 scalar: mean over replicas of the ``finite`` flag
       (1.0 = healthy). Losses accumulate in ``gan.metrics``. XLA (jit_compile) was measured slower
@@ -132,7 +180,10 @@ def make_step_fn(gan, strategy):
 
     @tf.function
     def step(batch):
-        out = strategy.run(gan.train_step, args=(batch,))
+        out = strategy.run(gan.train_step, args=(batch,),
+                           kwargs={"update_generator": update_generator})
+        if ema is not None and update_generator:
+            ema.update()
         return strategy.reduce(tf.distribute.ReduceOp.MEAN, out["finite"], axis=None)
 
     return step
@@ -197,11 +248,60 @@ def _check_element_spec(ds, batch_size: int) -> None:
                          f" got {image_spec.dtype.name} {shape}")
 
 
+@dataclasses.dataclass
+class _Run:
+    """The state one ``train`` call threads through its steps (setup, epochs, export)."""
+
+    config: TrainConfig
+    strategy: object
+    gan: object
+    ema: GeneratorEMA | None
+    ckpt: object
+    manager: object
+    fixed_noise: object
+    epoch_var: object
+    best_kid: object
+    best_epoch: object
+    model_run_dir: str
+    summary: dict = dataclasses.field(default_factory=dict)
+    history: list = dataclasses.field(default_factory=list)
+    monitor: TrainingMonitor = dataclasses.field(default_factory=TrainingMonitor)
+    epoch_times: list = dataclasses.field(default_factory=list)
+    writer: object = None
+    step_fns: tuple = ()
+    kid_noise: object = None
+    kid_real: np.ndarray | None = None     # real features for the in-training KID
+    feature_fn: FeatureFn | None = None
+
+    @property
+    def sampler(self):
+        """The generator that is sampled, scored and exported: the EMA one when EMA is on."""
+        return self.ema.average if self.ema is not None else self.gan.generator
+
+    @property
+    def summary_path(self) -> str:
+        return os.path.join(self.model_run_dir, SUMMARY_FILE)
+
+    @property
+    def best_dir(self) -> str:
+        return os.path.join(self.model_run_dir, "best_generator")
+
+    @property
+    def step(self) -> int:
+        """Batches trained so far (D updates; G updates are step / n_critic)."""
+        return int(self.gan.d_optimizer.iterations.numpy())
+
+
 def train(config: TrainConfig, train_ds, model_run_dir: str, serving_model_dir: str | None,
           *, strategy=None, fingerprint: str = "", resume_dirs: Iterable[str] = (),
           kid_real_images: np.ndarray | None = None, kid_feature_fn: FeatureFn | None = None,
+          kid_real_features: np.ndarray | None = None, kid_features_name: str = "",
           on_epoch_end: Callable[[int, dict], None] | None = None) -> dict:
     """Train the DCGAN, checkpointing every epoch, and export the generator.
+
+    Steps: ``_setup`` (networks, EMA, checkpoint), ``_resume`` (this run's or an earlier
+    attempt's checkpoint), per epoch ``_train_epoch`` then ``_end_of_epoch`` (finite checks,
+    samples, KID and the best epoch, monitors, TensorBoard, checkpoint, summary), ``_export``.
 
     Args:
       config: the recipe (pipeline.config.TrainConfig); validated here.
@@ -211,12 +311,18 @@ def train(config: TrainConfig, train_ds, model_run_dir: str, serving_model_dir: 
         noise float32 [B, latent_dim] to inject the latent batch.
       model_run_dir: output folder (see module docstring); resumes from its own checkpoints.
       serving_model_dir: where the generator SavedModel goes (trainer/export.py); None: no export.
+        With ``config.ema_decay`` > 0 that is the EMA generator.
       strategy: a tf.distribute strategy; None -> ``select_strategy()``.
       fingerprint: string identifying config + data; written to the summary and required to match
         when resuming from ``resume_dirs`` (earlier attempts' run dirs, e.g. a crashed Trainer run).
       kid_real_images: uint8 [M, 64, 64, 3] real sample for the in-training KID (every
-        ``config.kid_every_epochs``); required when that is > 0.
+        ``config.kid_every_epochs``); this or ``kid_real_features`` is required when that is > 0.
       kid_feature_fn: uint8 images -> float [N, d] features; default ``monitors.pixel_features``.
+        The Trainer passes the evaluator's Inception pool_3 extractor (trainer/run_fn.py).
+      kid_real_features: float [M, d] features of real images from ``kid_feature_fn`` (e.g. the
+        evaluator's cached ones), used instead of extracting ``kid_real_images``.
+      kid_features_name: what the features are, for the summary and TensorBoard ("" = "pixel"
+        with the default extractor, else "custom").
       on_epoch_end: called with (epoch index, epoch record) after each checkpoint (tests, hooks).
     Returns:
       the summary dict also written to ``training_summary.json``.
@@ -226,164 +332,242 @@ def train(config: TrainConfig, train_ds, model_run_dir: str, serving_model_dir: 
       ValueError: bad config, a batch size the replicas cannot split evenly, an empty dataset, a
         dataset of the wrong shape, or KID without real images.
     """
-    import tensorflow as tf
-
-    from trainer.export import export_generator, image_grid, save_grid_png
-
     config.validate()
     strategy = strategy or select_strategy()
-    replicas = strategy.num_replicas_in_sync
-    if config.batch_size % replicas:
+    if config.batch_size % strategy.num_replicas_in_sync:
         raise ValueError(f"batch_size {config.batch_size} is not divisible by the "
-                         f"{replicas} replicas")
-    if config.kid_every_epochs > 0 and (kid_real_images is None or len(kid_real_images) < 2):
-        raise ValueError("kid_every_epochs > 0 needs kid_real_images (uint8 [M, 64, 64, 3], M >= 2)")
-    feature_fn = kid_feature_fn or pixel_features
-    tf.io.gfile.makedirs(model_run_dir)
-    ckpt_dir = os.path.join(model_run_dir, CHECKPOINT_SUBDIR)
-    summary_path = os.path.join(model_run_dir, SUMMARY_FILE)
+                         f"{strategy.num_replicas_in_sync} replicas")
+    has_real = (kid_real_features is not None and len(kid_real_features) >= 2) or (
+        kid_real_images is not None and len(kid_real_images) >= 2)
+    if config.kid_every_epochs > 0 and not has_real:
+        raise ValueError("kid_every_epochs > 0 needs kid_real_images (uint8 [M, 64, 64, 3], M >= 2)"
+                         " or kid_real_features")
+    run = _setup(config, strategy, model_run_dir)
+    _resume(run, resume_dirs, fingerprint)
+    run.feature_fn = kid_feature_fn or pixel_features
+    name = kid_features_name or ("pixel" if kid_feature_fn is None else "custom")
+    run.summary["kid_features"] = name
+    if config.kid_every_epochs > 0:
+        t0 = time.perf_counter()
+        run.kid_real = (np.asarray(kid_real_features) if kid_real_features is not None
+                        else run.feature_fn(kid_real_images))
+        run.summary["kid_real_features_seconds"] = round(time.perf_counter() - t0, 3)
+    _write_json(run.summary_path, run.summary)
+    for epoch in range(int(run.epoch_var.numpy()), config.epochs):
+        record = _train_epoch(run, train_ds, epoch)
+        _end_of_epoch(run, epoch, record, name)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, record)
+    return _export(run, serving_model_dir)
 
+
+def _setup(config: TrainConfig, strategy, model_run_dir: str) -> _Run:
+    """Build the networks (and the EMA copy), the run's variables and the checkpoint manager.
+
+    The checkpoint holds G, D, both Adam states (their ``iterations`` count the steps, which also
+    key every stateless draw: noise, smoothing, DiffAugment, penalty), the EMA generator, the
+    finished-epoch counter, the fixed sample noise and the best KID so far.
+    """
+    import tensorflow as tf
+
+    tf.io.gfile.makedirs(model_run_dir)
+    replicas = strategy.num_replicas_in_sync
     with strategy.scope():
         gan = build_gan(config, replicas)
+        ema = None
+        if config.ema_decay > 0:
+            ema = GeneratorEMA(gan.generator, _build_generator(config, replicas > 1),
+                               config.ema_decay, gan.g_optimizer.iterations)
         fixed_noise = tf.Variable(tf.random.stateless_normal(
             [config.sample_grid_size, config.latent_dim],
             seed=[config.seed, FIXED_NOISE_SEED_OFFSET]), trainable=False, name="fixed_noise")
         epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epochs_completed")
         best_kid = tf.Variable(np.inf, dtype=tf.float64, trainable=False, name="best_kid")
         best_epoch = tf.Variable(-1, dtype=tf.int64, trainable=False, name="best_epoch")
-    ckpt = tf.train.Checkpoint(generator=gan.generator, discriminator=gan.discriminator,
-                               g_optimizer=gan.g_optimizer, d_optimizer=gan.d_optimizer,
-                               fixed_noise=fixed_noise, epochs_completed=epoch_var,
-                               best_kid=best_kid, best_epoch=best_epoch)
-    manager = tf.train.CheckpointManager(ckpt, ckpt_dir, max_to_keep=3)
-    best_dir = os.path.join(model_run_dir, "best_generator")
+    parts = dict(generator=gan.generator, discriminator=gan.discriminator,
+                 g_optimizer=gan.g_optimizer, d_optimizer=gan.d_optimizer,
+                 fixed_noise=fixed_noise, epochs_completed=epoch_var,
+                 best_kid=best_kid, best_epoch=best_epoch)
+    if ema is not None:
+        parts["ema_generator"] = ema.average
+    ckpt = tf.train.Checkpoint(**parts)
+    manager = tf.train.CheckpointManager(ckpt, os.path.join(model_run_dir, CHECKPOINT_SUBDIR),
+                                         max_to_keep=3)
+    run = _Run(config=config, strategy=strategy, gan=gan, ema=ema, ckpt=ckpt, manager=manager,
+               fixed_noise=fixed_noise, epoch_var=epoch_var, best_kid=best_kid,
+               best_epoch=best_epoch, model_run_dir=model_run_dir)
+    run.step_fns = (make_step_fn(gan, strategy, False, ema), make_step_fn(gan, strategy, True, ema))
+    run.kid_noise = tf.random.stateless_normal([config.kid_num_samples, config.latent_dim],
+                                               seed=[config.seed, KID_NOISE_SEED_OFFSET])
+    run.writer = tf.summary.create_file_writer(os.path.join(model_run_dir, "logs"))
+    return run
 
-    previous = _read_json(summary_path) or {}
-    restored_from = manager.latest_checkpoint or find_resume_checkpoint(resume_dirs, fingerprint)
+
+def _resume(run: _Run, resume_dirs: Iterable[str], fingerprint: str) -> None:
+    """Restore this run dir's latest checkpoint, else an earlier attempt's with the same
+    fingerprint; carry over its history, monitor state and best generator; write the summary."""
+    import tensorflow as tf
+
+    previous = _read_json(run.summary_path) or {}
+    restored_from = run.manager.latest_checkpoint or find_resume_checkpoint(resume_dirs,
+                                                                            fingerprint)
     if restored_from:
-        ckpt.restore(restored_from).assert_existing_objects_matched()
-        log.info("resumed from %s at epoch %d", restored_from, int(epoch_var.numpy()))
+        run.ckpt.restore(restored_from).assert_existing_objects_matched()
+        log.info("resumed from %s at epoch %d", restored_from, int(run.epoch_var.numpy()))
+        source_dir = os.path.dirname(os.path.dirname(restored_from))
         if not previous.get("history"):
-            previous = _read_json(os.path.join(os.path.dirname(os.path.dirname(restored_from)),
-                                               SUMMARY_FILE)) or {}
-        if config.export_best and int(best_epoch.numpy()) >= 0:
+            previous = _read_json(os.path.join(source_dir, SUMMARY_FILE)) or {}
+        if run.config.export_best and int(run.best_epoch.numpy()) >= 0:
             # Carry the best generator of an earlier attempt along.
-            src = os.path.join(os.path.dirname(os.path.dirname(restored_from)), "best_generator")
-            if src != best_dir and tf.io.gfile.exists(src):
-                _copy_tree(src, best_dir)
-    monitor = TrainingMonitor()
-    monitor.restore(previous.get("monitor", {}))
-    history = [h for h in previous.get("history", []) if h["epoch"] < int(epoch_var.numpy())]
-
-    summary = {
-        "status": "running", "fingerprint": fingerprint, "config": dataclasses.asdict(config),
-        "strategy": type(strategy).__name__, "replicas": replicas,
-        "restored_from": restored_from, "epochs_requested": config.epochs,
-        "epochs_completed": int(epoch_var.numpy()), "history": history,
+            src = os.path.join(source_dir, "best_generator")
+            if src != run.best_dir and tf.io.gfile.exists(src):
+                _copy_tree(src, run.best_dir)
+    run.monitor.restore(previous.get("monitor", {}))
+    run.history = [h for h in previous.get("history", [])
+                   if h["epoch"] < int(run.epoch_var.numpy())]
+    run.summary = {
+        "status": "running", "fingerprint": fingerprint,
+        "config": dataclasses.asdict(run.config), "strategy": type(run.strategy).__name__,
+        "replicas": run.strategy.num_replicas_in_sync, "restored_from": restored_from,
+        "epochs_requested": run.config.epochs, "epochs_completed": int(run.epoch_var.numpy()),
+        "history": run.history,
     }
-    _write_json(summary_path, summary)
-    writer = tf.summary.create_file_writer(os.path.join(model_run_dir, "logs"))
-    step_fn = make_step_fn(gan, strategy)
-    kid_noise = tf.random.stateless_normal([config.kid_num_samples, config.latent_dim],
-                                           seed=[config.seed, KID_NOISE_SEED_OFFSET])
-    epoch_times: list[float] = []
+    _write_json(run.summary_path, run.summary)
+
+
+def _fail(run: _Run, reason: str, epoch: int) -> None:
+    """Record the divergence in the summary and raise TrainingDiverged."""
+    step = run.step
+    run.summary.update(status="diverged", error=reason, failed_epoch=epoch + 1, failed_step=step,
+                       monitor=run.monitor.state(),
+                       last_healthy_checkpoint=run.manager.latest_checkpoint)
+    _write_json(run.summary_path, run.summary)
+    raise TrainingDiverged(f"{reason} at epoch {epoch + 1}, step {step}; training stopped, "
+                           f"last healthy checkpoint: {run.manager.latest_checkpoint}; "
+                           "nothing exported")
+
+
+def _train_epoch(run: _Run, train_ds, epoch: int) -> dict:
+    """One pass of steps; returns the epoch record (losses, steps, seconds, images/s).
+
+    With ``n_critic`` > 1 only every n-th batch also updates G (counted over the whole run, so a
+    resume keeps the rhythm). Raises TrainingDiverged on a non-finite step, ValueError on an
+    epoch without a full batch.
+    """
+    config, gan = run.config, run.gan
+    ds = _epoch_dataset(train_ds, epoch, config.steps_per_epoch)
+    _check_element_spec(ds, config.batch_size)
+    dist_ds = run.strategy.experimental_distribute_dataset(ds)
+    for m in gan.metrics:
+        m.reset_state()
+    d_only, with_g = run.step_fns
+    batch_index = run.step
+    t0, steps = time.perf_counter(), 0
+    for batch in dist_ds:
+        fn = with_g if (batch_index + 1) % config.n_critic == 0 else d_only
+        finite = float(fn(batch))
+        steps += 1
+        batch_index += 1
+        if finite < 1.0:
+            _fail(run, "NaN/Inf in a loss or in generated images", epoch)
+    if steps == 0:
+        raise ValueError(f"epoch {epoch + 1} had no full batch of {config.batch_size} images: "
+                         "the training split is smaller than one batch")
+    seconds = time.perf_counter() - t0
+    run.epoch_times.append(seconds)
+    metrics = {m.name: float(m.result()) for m in gan.metrics}
+    return {"epoch": epoch, **metrics, "steps": steps, "seconds": round(seconds, 3),
+            "images_per_second": steps * config.batch_size / seconds}
+
+
+def _end_of_epoch(run: _Run, epoch: int, record: dict, kid_name: str) -> None:
+    """Checks and records after an epoch; the checkpoint is written only once all passed."""
+    from trainer.export import image_grid, save_grid_png
+
+    config = run.config
+    metrics = {k: record[k] for k in ("d_loss", "g_loss", "d_real", "d_fake")}
+    samples = run.sampler(run.fixed_noise, training=False).numpy().astype(np.float32)
+    if not all(np.isfinite(v) for v in metrics.values()) or not np.all(np.isfinite(samples)):
+        _fail(run, "NaN/Inf in the epoch's losses or fixed-noise samples", epoch)
+    grid_u8 = features.to_uint8(samples)
     ncols = int(np.ceil(np.sqrt(config.sample_grid_size)))
+    save_grid_png(grid_u8, os.path.join(run.model_run_dir, "samples",
+                                        f"epoch_{epoch + 1:03d}.png"), ncols)
+    if config.kid_every_epochs and (epoch + 1) % config.kid_every_epochs == 0:
+        _kid_check(run, epoch, record)
+    for w in run.monitor.update(epoch, metrics, samples):
+        log.warning("epoch %d: %s: %s", epoch + 1, w["kind"], w["message"])
 
-    def fail(reason: str, epoch: int, step: int):
-        summary.update(status="diverged", error=reason, failed_epoch=epoch + 1, failed_step=step,
-                       monitor=monitor.state(), last_healthy_checkpoint=manager.latest_checkpoint)
-        _write_json(summary_path, summary)
-        raise TrainingDiverged(f"{reason} at epoch {epoch + 1}, step {step}; training stopped, "
-                               f"last healthy checkpoint: {manager.latest_checkpoint}; "
-                               "nothing exported")
+    step = run.step
+    with run.writer.as_default(step=step):
+        scalars = {"d_loss": metrics["d_loss"], "g_loss": metrics["g_loss"],
+                   "mean_D(x)": metrics["d_real"], "mean_D(G(z))": metrics["d_fake"],
+                   "learning_rate/discriminator": _as_float(run.gan.d_optimizer.learning_rate),
+                   "learning_rate/generator": _as_float(run.gan.g_optimizer.learning_rate),
+                   "images_per_second": record["images_per_second"]}
+        if "kid" in record:
+            scalars[f"kid_{kid_name}"] = record["kid"]
+        for name, value in scalars.items():
+            tb_scalar(name, value, step)
+        tb_image("fixed_noise_grid", image_grid(grid_u8, ncols), step)
+    run.writer.flush()
 
-    for epoch in range(int(epoch_var.numpy()), config.epochs):
-        ds = _epoch_dataset(train_ds, epoch, config.steps_per_epoch)
-        _check_element_spec(ds, config.batch_size)
-        dist_ds = strategy.experimental_distribute_dataset(ds)
-        for m in gan.metrics:
-            m.reset_state()
-        t0, steps = time.perf_counter(), 0
-        for batch in dist_ds:
-            finite = float(step_fn(batch))
-            steps += 1
-            if finite < 1.0:
-                fail("NaN/Inf in a loss or in generated images", epoch,
-                     int(gan.g_optimizer.iterations.numpy()))
-        if steps == 0:
-            raise ValueError(f"epoch {epoch + 1} had no full batch of {config.batch_size} images: "
-                             "the training split is smaller than one batch")
-        seconds = time.perf_counter() - t0
-        epoch_times.append(seconds)
-        step = int(gan.g_optimizer.iterations.numpy())
-        metrics = {m.name: float(m.result()) for m in gan.metrics}
-        samples = gan.generator(fixed_noise, training=False).numpy().astype(np.float32)
-        if not all(np.isfinite(v) for v in metrics.values()) or not np.all(np.isfinite(samples)):
-            fail("NaN/Inf in the epoch's losses or fixed-noise samples", epoch, step)
+    run.epoch_var.assign(epoch + 1)
+    run.manager.save(checkpoint_number=epoch + 1)
+    run.history.append(record)
+    run.summary.update(epochs_completed=epoch + 1, history=run.history,
+                       monitor=run.monitor.state(),
+                       best_kid=_finite_or_none(float(run.best_kid.numpy())),
+                       best_epoch=int(run.best_epoch.numpy()) + 1 or None)
+    _write_json(run.summary_path, run.summary)
+    left = (config.epochs - epoch - 1) * float(np.mean(run.epoch_times))
+    log.info("epoch %d/%d step %d: d_loss %.4f g_loss %.4f D(x) %.3f D(G(z)) %.3f%s | "
+             "%.1f s, %.1f img/s, about %s left", epoch + 1, config.epochs, step,
+             metrics["d_loss"], metrics["g_loss"], metrics["d_real"], metrics["d_fake"],
+             f" kid {record['kid']:.4f}" if "kid" in record else "", record["seconds"],
+             record["images_per_second"], _hms(left))
 
-        record = {"epoch": epoch, **metrics, "steps": steps, "seconds": round(seconds, 3),
-                  "images_per_second": steps * config.batch_size / seconds}
-        grid_u8 = features.to_uint8(samples)
-        save_grid_png(grid_u8, os.path.join(model_run_dir, "samples",
-                                            f"epoch_{epoch + 1:03d}.png"), ncols)
-        if config.kid_every_epochs and (epoch + 1) % config.kid_every_epochs == 0:
-            fakes = features.to_uint8(gan.generator(kid_noise, training=False).numpy())
-            kid = kernel_inception_distance(feature_fn(kid_real_images), feature_fn(fakes))
-            record["kid"] = kid
-            if config.export_best and kid < float(best_kid.numpy()):
-                best_kid.assign(kid)
-                best_epoch.assign(epoch)
-                tf.train.Checkpoint(generator=gan.generator).write(
-                    os.path.join(best_dir, "generator"))
-        warnings = monitor.update(epoch, metrics, samples)
-        for w in warnings:
-            log.warning("epoch %d: %s: %s", epoch + 1, w["kind"], w["message"])
 
-        with writer.as_default(step=step):
-            scalars = {"d_loss": metrics["d_loss"], "g_loss": metrics["g_loss"],
-                       "mean_D(x)": metrics["d_real"], "mean_D(G(z))": metrics["d_fake"],
-                       "learning_rate/discriminator": _as_float(gan.d_optimizer.learning_rate),
-                       "learning_rate/generator": _as_float(gan.g_optimizer.learning_rate),
-                       "images_per_second": record["images_per_second"]}
-            if "kid" in record:
-                scalars["kid_pixel"] = record["kid"]
-            for name, value in scalars.items():
-                tb_scalar(name, value, step)
-            tb_image("fixed_noise_grid", image_grid(grid_u8, ncols), step)
-        writer.flush()
+def _kid_check(run: _Run, epoch: int, record: dict) -> None:
+    """KID of the sampled generator on the fixed KID noise; keeps the best generator (with
+    export_best). Records the value and what the check cost (``kid_seconds``)."""
+    import tensorflow as tf
 
-        epoch_var.assign(epoch + 1)
-        manager.save(checkpoint_number=epoch + 1)
-        history.append(record)
-        summary.update(epochs_completed=epoch + 1, history=history, monitor=monitor.state(),
-                       best_kid=_finite_or_none(float(best_kid.numpy())),
-                       best_epoch=int(best_epoch.numpy()) + 1 or None)
-        _write_json(summary_path, summary)
-        left = (config.epochs - epoch - 1) * float(np.mean(epoch_times))
-        log.info("epoch %d/%d step %d: d_loss %.4f g_loss %.4f D(x) %.3f D(G(z)) %.3f%s | "
-                 "%.1f s, %.1f img/s, about %s left", epoch + 1, config.epochs, step,
-                 metrics["d_loss"], metrics["g_loss"], metrics["d_real"], metrics["d_fake"],
-                 f" kid {record['kid']:.4f}" if "kid" in record else "", seconds,
-                 record["images_per_second"], _hms(left))
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, record)
+    t0 = time.perf_counter()
+    fakes = features.to_uint8(run.sampler(run.kid_noise, training=False).numpy())
+    kid = kernel_inception_distance(run.kid_real, run.feature_fn(fakes))
+    record["kid"] = kid
+    record["kid_seconds"] = round(time.perf_counter() - t0, 3)
+    if run.config.export_best and kid < float(run.best_kid.numpy()):
+        run.best_kid.assign(kid)
+        run.best_epoch.assign(epoch)
+        tf.train.Checkpoint(generator=run.sampler).write(os.path.join(run.best_dir, "generator"))
 
-    if config.export_best and int(best_epoch.numpy()) >= 0:
-        tf.train.Checkpoint(generator=gan.generator).read(
-            os.path.join(best_dir, "generator")).assert_existing_objects_matched()
-        summary["exported_epoch"] = int(best_epoch.numpy()) + 1
+
+def _export(run: _Run, serving_model_dir: str | None) -> dict:
+    """Export the best (or last) sampled generator and save D; mark the summary complete."""
+    import tensorflow as tf
+
+    from trainer.export import export_generator
+
+    config = run.config
+    if config.export_best and int(run.best_epoch.numpy()) >= 0:
+        tf.train.Checkpoint(generator=run.sampler).read(
+            os.path.join(run.best_dir, "generator")).assert_existing_objects_matched()
+        run.summary["exported_epoch"] = int(run.best_epoch.numpy()) + 1
     else:
-        summary["exported_epoch"] = int(epoch_var.numpy())
-    gan.discriminator.save(os.path.join(model_run_dir, "discriminator.keras"))
+        run.summary["exported_epoch"] = int(run.epoch_var.numpy())
+    run.summary["exported_weights"] = "ema" if run.ema is not None else "raw"
+    run.gan.discriminator.save(os.path.join(run.model_run_dir, "discriminator.keras"))
     if serving_model_dir:
-        export_generator(gan.generator, serving_model_dir, config.latent_dim)
-    summary.update(status="complete", exported_to=serving_model_dir, monitor=monitor.state(),
-                   warnings=monitor.warnings, steps=int(gan.g_optimizer.iterations.numpy()),
-                   final=history[-1] if history else None,
-                   sample_grid=os.path.join(model_run_dir, "samples",
-                                            f"epoch_{int(epoch_var.numpy()):03d}.png"))
-    _write_json(summary_path, summary)
-    return summary
+        export_generator(run.sampler, serving_model_dir, config.latent_dim)
+    run.summary.update(status="complete", exported_to=serving_model_dir,
+                       monitor=run.monitor.state(), warnings=run.monitor.warnings,
+                       steps=run.step, final=run.history[-1] if run.history else None,
+                       sample_grid=os.path.join(run.model_run_dir, "samples",
+                                                f"epoch_{int(run.epoch_var.numpy()):03d}.png"))
+    _write_json(run.summary_path, run.summary)
+    return run.summary
 
 
 def tb_scalar(name: str, value: float, step: int) -> None:

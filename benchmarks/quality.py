@@ -1,0 +1,192 @@
+"""Quality at equal budget: the seed recipe vs the default recipe, scored by the pipeline's evaluator.
+
+Both recipes train through the project's own code on the same data, seed, batch and number of
+steps, and each exported generator is scored by ``components.fid_evaluator.evaluate`` (Inception
+pool_3, the standard protocol) with ``--num-generated`` images against every real image:
+
+1. prepare: the shared photos (train/ and validation/ folders of clothing-small, 3,409 images)
+   are copied into one ``<category>/`` tree, ingested by ImageExampleGen's Beam code and
+   transformed by the pipeline's Transform code (64x64, squash), once.
+2. train: one process per recipe, both at once (the machine's cores are shared equally, so a
+   noisy machine slows both alike), each ``trainer.train.train`` on the Transform output's train
+   split with ``steps_per_epoch`` x ``epochs`` steps. Checkpoints make a re-run continue.
+   The default recipe's in-training KID uses the same Inception extractor and the same cached
+   real features as the evaluator (its KID curve is the "how FID moves over training" record).
+3. score: FID, KID and every other registered metric that takes features, for both generators,
+   with the same noise seed; sample grids side by side in ``quality_grids.png``.
+
+Run: ``scripts/in-env python benchmarks/quality.py --out /tmp/quality`` (about 2-3 hours on 2 CPU
+cores at 3,000 steps). ``--stage score`` re-scores finished runs only. Last line: JSON with both
+recipes' metrics, wall times, steps and ``fid_ratio_new_to_seed``.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+SHARED = os.path.join(REPO, "..", "shared", "datasets", "clothing-small")
+RECIPES = ("seed", "data_efficient")
+
+
+def prepare(out: str, source: str) -> str:
+    """Ingest + Transform the shared photos once; returns the transformed examples folder."""
+    transformed = os.path.join(out, "data", "transformed")
+    if os.path.exists(os.path.join(out, "data", "DONE")):
+        return transformed
+    from components.image_example_gen import beam_ingest
+    from components.transform import materialize
+    from pipeline.config import IngestConfig
+    from pipeline.pipeline import RAW_SCHEMA_PATH
+    from trainer import preprocessing
+
+    root = os.path.join(out, "data", "photos")
+    for path in sorted(glob.glob(os.path.join(source, "*", "*", "*.jpg"))):
+        split, cat = path.split(os.sep)[-3], path.split(os.sep)[-2]
+        os.makedirs(os.path.join(root, cat), exist_ok=True)
+        shutil.copyfile(path, os.path.join(root, cat, f"{split}-{os.path.basename(path)}"))
+    work = os.path.join(out, "data")
+    beam_ingest.run_ingestion(root, IngestConfig(), os.path.join(work, "report.json"),
+                              os.path.join(work, "examples"), beam_ingest.beam_options("in_memory"))
+    config = {"transform": {"aspect": "squash", "image_size": 64}, "background": [255, 255, 255]}
+    import apache_beam as beam
+    materialize.analyze_and_transform(
+        os.path.join(work, "examples"), ["train", "eval"], RAW_SCHEMA_PATH,
+        lambda inputs: preprocessing.preprocessing_fn(inputs, config),
+        os.path.join(work, "transform_graph"), transformed, os.path.join(work, "tft_tmp"),
+        make_pipeline=lambda: beam.Pipeline(argv=beam_ingest.beam_options("in_memory")))
+    open(os.path.join(out, "data", "DONE"), "w").close()
+    return transformed
+
+
+def train_one(out: str, recipe: str, steps_per_epoch: int, epochs: int, seed: int,
+              kid_every: int) -> None:
+    """Train one recipe (runs in its own process; see ``main``)."""
+    import logging
+
+    import tensorflow_transform as tft
+
+    from components.fid_evaluator import evaluate, extractors
+    from pipeline.config import TrainConfig
+    from trainer.run_fn import make_image_dataset_fn
+    from trainer.train import train
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    work = os.path.join(out, "data")
+    config = TrainConfig.from_recipe(recipe, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                                     seed=seed)
+    if config.kid_every_epochs > 0 and kid_every:
+        # Only when the KID is measured changes: training, and so the budget, stay the recipe's.
+        config = dataclasses.replace(config, kid_every_epochs=kid_every)
+    spec = tft.TFTransformOutput(os.path.join(work, "transform_graph")).transformed_feature_spec()
+    dataset_fn = make_image_dataset_fn(os.path.join(work, "transformed", "Split-train", "*"),
+                                       spec, config.batch_size, seed=seed)
+    kid = {}
+    if config.kid_every_epochs > 0:
+        extractor = extractors.get_extractor("inception", cache_dir=os.path.join(out, "cache"))
+        real, *_ = evaluate.real_feature_stats(os.path.join(work, "transformed"), None, extractor,
+                                               cache_dir=os.path.join(out, "cache"))
+        kid = dict(kid_feature_fn=extractor, kid_real_features=real.features,
+                   kid_features_name="inception_pool3")
+    summary = train(config, dataset_fn, os.path.join(out, recipe, "run"),
+                    os.path.join(out, recipe, "generator"), **kid)
+    history = summary["history"]
+    with open(os.path.join(out, recipe, "train.json"), "w") as f:
+        # Wall time from the per-epoch records, so a resumed run still counts every epoch once.
+        json.dump({"steps": summary["steps"], "exported_epoch": summary["exported_epoch"],
+                   "train_seconds": sum(h["seconds"] for h in history),
+                   "kid_seconds": sum(h.get("kid_seconds", 0.0) for h in history),
+                   "history": history, "best_kid": summary.get("best_kid"),
+                   "restored_from": summary.get("restored_from")}, f, indent=2)
+
+
+def score(out: str, num_generated: int, seed: int) -> dict:
+    """Score both exported generators with the evaluator; write the side-by-side grids."""
+    import numpy as np
+    from PIL import Image
+
+    from components.fid_evaluator import evaluate, extractors, metrics
+
+    extractor = extractors.get_extractor("inception", cache_dir=os.path.join(out, "cache"))
+    names = [n for n in metrics.list_metrics()]
+    results = {}
+    for recipe in RECIPES:
+        res = evaluate.evaluate_generator(
+            os.path.join(out, recipe, "generator"), os.path.join(out, "data", "transformed"),
+            metric_names=names, num_generated=num_generated, seed=seed,
+            cache_dir=os.path.join(out, "cache"), extractor=extractor,
+            samples_png=os.path.join(out, recipe, "samples.png"))
+        with open(os.path.join(out, recipe, "train.json")) as f:
+            trained = json.load(f)
+        results[recipe] = {"metrics": res.metrics, "n_real": res.n_real, "n_gen": res.n_gen,
+                           "protocol": res.protocol, "steps": trained["steps"],
+                           "train_wall_s": round(trained["train_seconds"], 1),
+                           "kid_checks_wall_s": round(trained["kid_seconds"], 1),
+                           "exported_epoch": trained["exported_epoch"],
+                           "kid_curve": [(h["epoch"] + 1, h["kid"]) for h in trained["history"]
+                                         if "kid" in h],
+                           "error": res.error}
+        grid = evaluate.generate_images(os.path.join(out, recipe, "generator"), 64, seed)
+        results[recipe]["grid"] = grid
+    # Side by side: seed left, default right, 8x8 each, 8 px white gap.
+    rows = []
+    for recipe in RECIPES:
+        g = results[recipe].pop("grid").reshape(8, 8, 64, 64, 3).transpose(0, 2, 1, 3, 4)
+        rows.append(g.reshape(8 * 64, 8 * 64, 3))
+    gap = np.full((8 * 64, 8, 3), 255, np.uint8)
+    Image.fromarray(np.concatenate([rows[0], gap, rows[1]], axis=1)).save(
+        os.path.join(out, "quality_grids.png"))
+    return results
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", default="/tmp/dcgan-quality", help="work folder (reused to resume)")
+    p.add_argument("--source", default=SHARED, help="clothing-small folder (train/, validation/)")
+    p.add_argument("--steps-per-epoch", type=int, default=100)
+    p.add_argument("--epochs", type=int, default=30, help="steps = steps-per-epoch x epochs")
+    p.add_argument("--num-generated", type=int, default=5000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--kid-every", type=int, default=2,
+                   help="epochs between in-training KID checks of recipes that have them (0: theirs)")
+    p.add_argument("--stage", choices=("all", "score"), default="all")
+    p.add_argument("--train-one", choices=RECIPES, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    if args.train_one:
+        train_one(args.out, args.train_one, args.steps_per_epoch, args.epochs, args.seed,
+                  args.kid_every)
+        return
+    if args.stage == "all":
+        prepare(args.out, os.path.abspath(args.source))
+        procs = []
+        for recipe in RECIPES:
+            os.makedirs(os.path.join(args.out, recipe), exist_ok=True)
+            log = open(os.path.join(args.out, recipe, "train.log"), "a")
+            procs.append(subprocess.Popen(
+                [sys.executable, __file__, "--train-one", recipe, "--out", args.out,
+                 "--steps-per-epoch", str(args.steps_per_epoch), "--epochs", str(args.epochs),
+                 "--seed", str(args.seed), "--kid-every", str(args.kid_every)], stdout=log, stderr=subprocess.STDOUT))
+        codes = [q.wait() for q in procs]
+        if any(codes):
+            sys.exit(f"training failed: return codes {dict(zip(RECIPES, codes))}")
+    results = score(args.out, args.num_generated, args.seed)
+    seed_fid = results["seed"]["metrics"]["fid"]
+    new_fid = results["data_efficient"]["metrics"]["fid"]
+    line = {"recipes": results, "fid_ratio_new_to_seed": round(new_fid / seed_fid, 4),
+            "num_generated": args.num_generated, "grids": os.path.join(args.out, "quality_grids.png")}
+    with open(os.path.join(args.out, "quality.json"), "w") as f:
+        json.dump(line, f, indent=2, default=float)
+    print(json.dumps(line, default=float))
+
+
+if __name__ == "__main__":
+    main()
