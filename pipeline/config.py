@@ -168,7 +168,9 @@ class EvalConfig:
     """
 
     threshold: float | None = None
-    metrics: tuple[str, ...] = ("fid", "kid")
+    # precision/recall and density/coverage show mode collapse (components/fid_evaluator/manifold.py);
+    # on the pipeline's N (thousands) they cost seconds next to the minutes of feature extraction.
+    metrics: tuple[str, ...] = ("fid", "kid", "precision_recall", "density_coverage")
     gate_metric: str = "fid"
     min_improvement: float = 0.0
     num_generated: int = 1000
@@ -203,6 +205,14 @@ class EvalConfig:
             raise ConfigError(f"eval.num_generated must be >= 2, got {self.num_generated}")
         if self.max_real < 0:
             raise ConfigError(f"eval.max_real must be >= 0 (0: all real images), got {self.max_real}")
+        from components.fid_evaluator import manifold  # numpy only
+
+        for name, k in (("precision_recall", manifold.PR_K), ("density_coverage", manifold.DC_K)):
+            if name in self.metrics and self.num_generated <= k:
+                raise ConfigError(f"eval.num_generated must be > {k} for {name} (k-NN radii with "
+                                  f"k={k}), got {self.num_generated}")
+            if name in self.metrics and 0 < self.max_real <= k:
+                raise ConfigError(f"eval.max_real must be 0 (all) or > {k} for {name}, got {self.max_real}")
 
 
 @dataclass(frozen=True)

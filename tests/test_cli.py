@@ -53,6 +53,11 @@ def test_fid_scores_folders_through_the_pipeline_preprocessing(tmp_path, capsys)
     assert cli.main(["fid", str(real), str(real), "--extractor", "downsample-8x8"]) == 0
     same = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert abs(same["metrics"]["fid"]) < 1e-3 < result["metrics"]["fid"]
+    # The k-NN metrics by name: one folder against itself is the identical-sets case (all 1).
+    assert cli.main(["fid", str(real), str(real), "--metrics", "precision_recall,density_coverage",
+                     "--extractor", "downsample-8x8"]) == 0
+    manifold = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["metrics"]
+    assert manifold == {"precision": 1.0, "recall": 1.0, "density": 1.0, "coverage": 1.0}
 
 
 @pytest.mark.parametrize("threshold", ["nan", "-5", "inf"])

@@ -25,10 +25,16 @@ def register(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.set_defaults(handler=features_command)
 
-    p = subparsers.add_parser("fid", help="FID/KID between two image folders or exported generators")
+    p = subparsers.add_parser("fid", help="FID/KID (and precision/recall, density/coverage) between two "
+                                          "image folders or exported generators")
     p.add_argument("real", help="image folder or generator SavedModel dir")
     p.add_argument("fake", help="image folder or generator SavedModel dir")
-    p.add_argument("--metrics", default="fid,kid", help="comma-separated metric names (default fid,kid)")
+    from components.fid_evaluator.metrics import list_metrics  # numpy only: --help stays fast
+
+    p.add_argument("--metrics", default="fid,kid",
+                   help=f"comma-separated metric names, from {', '.join(list_metrics())} "
+                        "(precision_recall writes precision and recall, k=3; density_coverage "
+                        "writes density and coverage, k=5) (default fid,kid)")
     p.add_argument("--num", type=int, default=1000,
                    help="samples drawn from a generator; also caps images read from a folder (0: all)")
     p.add_argument("--seed", type=int, default=0, help="generator noise and KID subset seed")

@@ -335,3 +335,25 @@ def _kid(real: FeatureStats, fake: FeatureStats, options: MetricOptions) -> dict
     mean, std = kernel_inception_distance(real.features, fake.features, options.kid_subsets,
                                           options.kid_subset_size, options.seed)
     return {"kid": mean, "kid_std": std}
+
+
+# k-NN manifold metrics (components/fid_evaluator/manifold.py); imported lazily because manifold.py
+# imports MetricError from here.
+@register_metric("precision_recall")
+def _precision_recall(real: FeatureStats, fake: FeatureStats, options: MetricOptions) -> dict[str, float]:
+    """{"precision", "recall"}: improved precision/recall, k = 3 (Kynkäänniemi et al. 2019)."""
+    from components.fid_evaluator import manifold
+
+    real_x = real.features
+    return manifold.precision_recall(real_x, fake.features, manifold.PR_K,
+                                     real_sq_radii=manifold.real_radii(real, real_x, manifold.PR_K))
+
+
+@register_metric("density_coverage")
+def _density_coverage(real: FeatureStats, fake: FeatureStats, options: MetricOptions) -> dict[str, float]:
+    """{"density", "coverage"}: Naeem et al. 2020, k = 5."""
+    from components.fid_evaluator import manifold
+
+    real_x = real.features
+    return manifold.density_coverage(real_x, fake.features, manifold.DC_K,
+                                     real_sq_radii=manifold.real_radii(real, real_x, manifold.DC_K))
