@@ -167,8 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     from components.image_example_gen import cli as ingest_cli
     from kubeflow import cli as kubeflow_cli
     from pipeline import report
-    from trainer import cli as trainer_cli
-    for module in (ingest_cli, fid_cli, trainer_cli, report, kubeflow_cli):
+    # `generate` is registered by fid_cli: it shares the FidEvaluator's seeded sampler.
+    for module in (ingest_cli, fid_cli, report, kubeflow_cli):
         module.register(subparsers)
     # main() accepts --verbose anywhere; listing it on every subcommand makes `run --help` say so.
     for sub in subparsers.choices.values():
