@@ -37,10 +37,11 @@ k-th neighbour itself) is decided the same way whichever matrix block computed i
 
 Memory: the features are held once as float64 (N * d * 8 bytes for each set: 164 MB at N = 10,000,
 d = 2,048); distances are computed in row blocks of at most ``block_bytes`` (64 MiB by default),
-so no N x M matrix is ever held whole. Time: three (real-real, generated-generated, real-generated)
-passes of 2 N M d flops each, about 10 s per pass at N = M = 10,000, d = 2,048 on two cores; the
-real radii are cached per real feature set (see :func:`real_radii`), so the candidate, the baseline
-and both metrics share one real-real pass.
+so no N x M matrix is ever held whole. Time: passes of 2 N M d flops each (real-real,
+generated-generated for recall, one real-generated per metric), about 10 s per pass at
+N = M = 10,000, d = 2,048 on two idle cores (float64 GEMM ~40 GFLOP/s; 2-3x longer on shared ones);
+the real radii are cached per real feature set (see :func:`real_radii`), so the candidate, the
+baseline and both metrics share one real-real pass: both metrics at 10k x 10k take four passes.
 """
 from __future__ import annotations
 
