@@ -50,6 +50,12 @@ def add_pipeline_knobs(parser) -> None:
                         help="REQUIRED gate: push only if FID <= this (and better than the last pushed model)")
     parser.add_argument("--min-improvement", type=float,
                         help="FID margin a new model must beat the last pushed one by")
+    parser.add_argument("--min-recall", type=float,
+                        help="gate floor on improved recall (k=3), 0-1: refuse a generator that reaches "
+                             "fewer real images (mode collapse); default 0 = off")
+    parser.add_argument("--min-coverage", type=float,
+                        help="gate floor on coverage (k=5), 0-1: the share of real images with a generated "
+                             "one nearby; default 0 = off")
     parser.add_argument("--num-fid-samples", type=int, help="generated images scored (default 1000)")
     parser.add_argument("--max-real", type=int, help="cap on real images for FID statistics (0 = all)")
     parser.add_argument("--aspect", choices=ASPECT_POLICIES, help="resize policy (default squash)")
@@ -75,6 +81,7 @@ def config_from_knobs(args: argparse.Namespace, paths: dict | None = None) -> Pi
         "train": {"epochs": args.epochs, "batch_size": args.batch_size,
                   "steps_per_epoch": args.steps_per_epoch},
         "eval": {"threshold": args.fid_threshold, "min_improvement": args.min_improvement,
+                 "min_recall": args.min_recall, "min_coverage": args.min_coverage,
                  "num_generated": args.num_fid_samples, "max_real": args.max_real},
         "transform": {"aspect": args.aspect},
     }
@@ -167,8 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     from components.image_example_gen import cli as ingest_cli
     from kubeflow import cli as kubeflow_cli
     from pipeline import report
-    from trainer import cli as trainer_cli
-    for module in (ingest_cli, fid_cli, trainer_cli, report, kubeflow_cli):
+    # `generate` is registered by fid_cli: it shares the FidEvaluator's seeded sampler.
+    for module in (ingest_cli, fid_cli, report, kubeflow_cli):
         module.register(subparsers)
     # main() accepts --verbose anywhere; listing it on every subcommand makes `run --help` say so.
     for sub in subparsers.choices.values():

@@ -263,13 +263,19 @@ class EvalConfig:
 
     threshold: the gate; the metric must be finite and <= threshold. Required (None is an error).
     min_improvement: with a baseline (last blessed model), the candidate must beat it by this much.
+    min_recall, min_coverage: floors in [0, 1] on improved recall and coverage (0 = off), checked
+      with the threshold (components/fid_evaluator/gate.py); each needs its metric in ``metrics``.
     num_generated: generated samples scored; max_real: cap on real samples (0: all).
     """
 
     threshold: float | None = None
-    metrics: tuple[str, ...] = ("fid", "kid")
+    # precision/recall and density/coverage show mode collapse (components/fid_evaluator/manifold.py);
+    # on the pipeline's N (thousands) they cost seconds next to the minutes of feature extraction.
+    metrics: tuple[str, ...] = ("fid", "kid", "precision_recall", "density_coverage")
     gate_metric: str = "fid"
     min_improvement: float = 0.0
+    min_recall: float = 0.0
+    min_coverage: float = 0.0
     num_generated: int = 1000
     max_real: int = 0
     splits: tuple[str, ...] = ("train", "eval")
@@ -298,10 +304,24 @@ class EvalConfig:
         if not (math.isfinite(self.min_improvement) and self.min_improvement >= 0):
             raise ConfigError(f"eval.min_improvement must be a finite number >= 0 (a margin in metric "
                               f"units), got {self.min_improvement!r}")
+        from components.fid_evaluator.gate import check_floors  # numpy-free; keeps --help fast
+
+        try:
+            check_floors({"min_recall": self.min_recall, "min_coverage": self.min_coverage}, self.metrics)
+        except ValueError as e:
+            raise ConfigError(f"eval.{e}") from e
         if self.num_generated < 2:
             raise ConfigError(f"eval.num_generated must be >= 2, got {self.num_generated}")
         if self.max_real < 0:
             raise ConfigError(f"eval.max_real must be >= 0 (0: all real images), got {self.max_real}")
+        from components.fid_evaluator import manifold  # numpy only
+
+        for name, k in (("precision_recall", manifold.PR_K), ("density_coverage", manifold.DC_K)):
+            if name in self.metrics and self.num_generated <= k:
+                raise ConfigError(f"eval.num_generated must be > {k} for {name} (k-NN radii with "
+                                  f"k={k}), got {self.num_generated}")
+            if name in self.metrics and 0 < self.max_real <= k:
+                raise ConfigError(f"eval.max_real must be 0 (all) or > {k} for {name}, got {self.max_real}")
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """A self-contained HTML report of one pipeline run (images inlined), and ``dcgan-tfx report``.
 
 Everything shown comes from the run's artifacts found through ML Metadata (pipeline/summary.py):
-the ingestion ledger, sample grids across epochs, loss curves and monitor warnings, FID/KID with
-their sample counts, the real-versus-generated grid, the gate's decision and the push.
+the ingestion ledger, sample grids across epochs, loss curves and monitor warnings, FID/KID (and
+precision/recall, density/coverage when scored) with their sample counts, the real-versus-generated
+grid, the gate's decision and the push.
 """
 from __future__ import annotations
 
@@ -97,6 +98,11 @@ def render_html(facts: dict[str, Any], node_times: dict[str, tuple[str, float]])
         rows = [[name, _fmt(value), _fmt(metrics.get(f"{name}_std", "")), ev.get("n_real", ""), ev.get("n_gen", "")]
                 for name, value in metrics.items() if not name.endswith("_std")]
         out.append("<h2>Generator quality</h2>" + _table(rows, ["metric", "value", "std", "N real", "N generated"]))
+        if {"precision", "recall", "density", "coverage"} & set(metrics):
+            out.append("<p id='manifold-legend'>Precision and density measure fidelity (generated images "
+                       "lying where real ones do), recall and coverage diversity (real images the "
+                       "generator reaches); all higher is better. High precision with low recall or "
+                       "coverage is mode collapse: a few good images, repeated.</p>")
         if ev.get("small_sample"):
             out.append("<p>Small sample (N below the 2048 feature dimension): FID is biased upwards; "
                        "compare only runs with equal N.</p>")

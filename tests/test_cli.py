@@ -53,6 +53,11 @@ def test_fid_scores_folders_through_the_pipeline_preprocessing(tmp_path, capsys)
     assert cli.main(["fid", str(real), str(real), "--extractor", "downsample-8x8"]) == 0
     same = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert abs(same["metrics"]["fid"]) < 1e-3 < result["metrics"]["fid"]
+    # The k-NN metrics by name: one folder against itself is the identical-sets case (all 1).
+    assert cli.main(["fid", str(real), str(real), "--metrics", "precision_recall,density_coverage",
+                     "--extractor", "downsample-8x8"]) == 0
+    manifold = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["metrics"]
+    assert manifold == {"precision": 1.0, "recall": 1.0, "density": 1.0, "coverage": 1.0}
 
 
 @pytest.mark.parametrize("threshold", ["nan", "-5", "inf"])
@@ -73,6 +78,9 @@ def test_threshold_must_be_finite_and_non_negative(threshold, capsys):
     ('{"train": {"latent_dim": 0}}', "train.latent_dim"),
     ('{"transform": {"image_size": 32}}', "transform.image_size"),
     ('{"eval": {"metrics": ["fid", "fdi"]}}', "eval.metrics"),
+    ('{"eval": {"min_coverage": 0.2, "metrics": ["fid", "kid"]}}',
+     "eval.min_coverage needs the 'density_coverage' metric"),
+    ('{"eval": {"num_generated": 5}}', "eval.num_generated must be > 5 for density_coverage"),
 ])
 def test_config_files_of_the_wrong_shape_are_refused_before_anything_runs(tmp_path, capsys, content, message):
     path = tmp_path / "config.json"
@@ -110,6 +118,9 @@ def test_verbose_is_accepted_after_the_subcommand(capsys):
     (["--min-improvement", "-1"], "eval.min_improvement"),
     (["--min-improvement", "nan"], "eval.min_improvement"),
     (["--max-real", "-3"], "eval.max_real"),
+    (["--min-recall", "1.5"], "eval.min_recall must be a number in [0, 1]"),
+    (["--min-coverage", "-0.1"], "eval.min_coverage must be a number in [0, 1]"),
+    (["--min-recall", "nan"], "eval.min_recall must be a number in [0, 1]"),
 ])
 def test_eval_flags_the_evaluator_would_refuse_are_refused_up_front(argv, field, capsys):
     assert cli.main(["run", "--fid-threshold", "400", *argv, "--dry-run"]) == cli.EXIT_USAGE
@@ -195,3 +206,14 @@ def test_ctrl_c_with_verbose_keeps_the_traceback(tmp_path):
     assert result.returncode == 130
     assert "Traceback" in result.stderr and "KeyboardInterrupt" in result.stderr
     assert "dcgan-tfx run: interrupted" in result.stderr
+
+
+def test_gate_floor_flags_reach_the_config(capsys):
+    assert cli.main(["run", "--fid-threshold", "400", "--min-recall", "0.25", "--min-coverage", "0.5",
+                     "--dry-run"]) == 0
+    config = json.loads(capsys.readouterr().out)
+    assert config["eval"]["min_recall"] == 0.25 and config["eval"]["min_coverage"] == 0.5
+    assert {"precision_recall", "density_coverage"} <= set(config["eval"]["metrics"])
+    assert cli.main(["run", "--fid-threshold", "400", "--dry-run"]) == 0
+    config = json.loads(capsys.readouterr().out)
+    assert config["eval"]["min_recall"] == 0.0 and config["eval"]["min_coverage"] == 0.0  # off

@@ -9,6 +9,7 @@ import glob
 import json
 import math
 import os
+import re
 
 import numpy as np
 import pytest
@@ -87,7 +88,7 @@ def export_generator(uri: str, kind: str) -> str:
 
 
 def build_pipeline(root: str, model_uri: str, examples_uri: str, serving_dir: str,
-                   threshold: float, name: str = "fidtest"):
+                   threshold: float, name: str = "fidtest", metrics=("fid", "kid"), **gate_kwargs):
     import tfx
     from tfx import v1 as tfx_v1
     from tfx.types import standard_artifacts
@@ -109,8 +110,8 @@ def build_pipeline(root: str, model_uri: str, examples_uri: str, serving_dir: st
     ).with_id("latest_blessed_model")
     evaluator = FidEvaluator(
         model=model.outputs["result"], examples=examples.outputs["result"],
-        baseline_model=baseline.outputs["model"], threshold=threshold, metrics=["fid", "kid"],
-        num_generated=NUM_GENERATED, extractor=EXTRACTOR, seed=3)
+        baseline_model=baseline.outputs["model"], threshold=threshold, metrics=list(metrics),
+        num_generated=NUM_GENERATED, extractor=EXTRACTOR, seed=3, **gate_kwargs)
     pusher = AtomicPusher(
         model=model.outputs["result"], model_blessing=evaluator.outputs["blessing"],
         evaluation=evaluator.outputs["evaluation"],
@@ -154,7 +155,7 @@ def data(tmp_path_factory):
     examples = str(base / "examples")
     write_transformed_examples(examples, _sample_images(40))
     models = {kind: export_generator(str(base / f"model_{kind}"), kind) for kind in ("good", "worse", "nan")}
-    fid = {}
+    fid, manifold = {}, {}
     for kind in ("good", "worse"):
         result = evaluate.evaluate_generator(
             os.path.join(models[kind], "Format-Serving"), examples, metric_names=["fid", "kid"],
@@ -162,7 +163,15 @@ def data(tmp_path_factory):
         assert result.error is None and result.n_real == 40 and result.n_gen == NUM_GENERATED
         fid[kind] = result.metrics["fid"]
     assert fid["worse"] > fid["good"] > 0, fid
-    return {"examples": examples, "models": models, "fid": fid}
+    result = evaluate.evaluate_generator(
+        os.path.join(models["good"], "Format-Serving"), examples,
+        metric_names=["precision_recall", "density_coverage"], num_generated=NUM_GENERATED, seed=3,
+        extractor_name=EXTRACTOR)
+    manifold = result.metrics
+    # The tiny dense generator reaches no real image (recall 0) but lies among them (coverage
+    # strictly inside (0, 1), so floors just above and below it are meaningful).
+    assert manifold["recall"] < 0.5 and 0 < manifold["coverage"] < 1, manifold
+    return {"examples": examples, "models": models, "fid": fid, "manifold": manifold}
 
 
 def test_threshold_unset_is_a_construction_error():
@@ -286,3 +295,103 @@ def test_identical_rerun_does_not_push_the_same_generator_again(tmp_path, data):
     text = summary.format_summary(summary.collect(record))
     assert f"generator already live at {os.path.join(serving, versions[0])}; not pushed again" in text
     assert "the candidate is the baseline itself" in text
+
+
+def test_recall_and_coverage_floors_through_the_pipeline(tmp_path, data):
+    """Floors just above the measured recall and coverage refuse a model the FID threshold would
+    pass; the blessing (stock ModelBlessing) says which conditions failed. Just below: blessed."""
+    import tensorflow_model_analysis as tfma
+    from pipeline import run_record, summary
+
+    serving, root = str(tmp_path / "serving"), str(tmp_path)
+    recall, coverage = data["manifold"]["recall"], data["manifold"]["coverage"]
+    metrics = ("fid", "kid", "precision_recall", "density_coverage")
+    run(build_pipeline(root, data["models"]["good"], data["examples"], serving,
+                       threshold=data["fid"]["good"] + 1e-4, metrics=metrics,
+                       min_recall=0.5, min_coverage=coverage + 1e-6))
+    evaluation, blessing = latest_blessing(root)
+    assert blessing["markers"] == ["NOT_BLESSED"] and pushed_versions(serving) == []
+    assert evaluation["metrics"]["recall"] == pytest.approx(recall, abs=0)
+    assert evaluation["gate"]["failed_conditions"] == ["min_recall", "min_coverage"]
+    assert evaluation["gate"]["min_recall"] == 0.5
+    reason = evaluation["gate"]["reason"]
+    assert reason.startswith("not blessed (min_recall, min_coverage failed):")
+    assert f"recall {recall:.6g} < floor" in reason and f"coverage {coverage:.6g} < floor" in reason
+    assert "threshold" not in reason.split(":", 1)[1]    # the FID condition passed
+    validation = tfma.load_validation_result(blessing["evaluation_dir"])
+    failures = validation.metric_validations_per_slice[0].failures
+    assert [f.metric_key.name for f in failures] == ["recall", "coverage"]
+    assert failures[1].metric_threshold.value_threshold.lower_bound.value == pytest.approx(coverage + 1e-6)
+    record = run_record.read_run(os.path.join(root, "metadata.sqlite"), "fidtest")
+    props = record.output(summary.EVALUATOR, "blessing").properties
+    assert props["blessed"] == 0 and props["failed_conditions"] == "min_recall,min_coverage"
+    assert props["blessing_message"] == reason
+    text = summary.format_summary(summary.collect(record))
+    assert "gate: NOT BLESSED — not blessed (min_recall, min_coverage failed)" in text
+    assert f"coverage = {coverage:.4g}" in text
+
+    run(build_pipeline(root, data["models"]["good"], data["examples"], serving,
+                       threshold=data["fid"]["good"] + 1e-4, metrics=metrics,
+                       min_coverage=coverage - 1e-6))
+    evaluation, blessing = latest_blessing(root)
+    assert blessing["markers"] == ["BLESSED"] and evaluation["gate"]["failed_conditions"] == []
+    assert f"coverage {coverage:.6g} >= floor" in evaluation["gate"]["reason"]
+    assert "recall" not in evaluation["gate"]["reason"]    # min_recall 0: off
+    assert len(pushed_versions(serving)) == 1
+
+
+def test_floors_need_their_metric_and_a_share():
+    from tfx import v1 as tfx_v1
+    from tfx.types import standard_artifacts
+
+    from components.fid_evaluator.component import FidEvaluator
+    model = tfx_v1.dsl.Channel(type=standard_artifacts.Model)
+    examples = tfx_v1.dsl.Channel(type=standard_artifacts.Examples)
+    with pytest.raises(ValueError, match="min_recall needs the 'precision_recall' metric"):
+        FidEvaluator(model=model, examples=examples, threshold=1.0, min_recall=0.1)
+    with pytest.raises(ValueError, match=r"min_coverage must be a number in \[0, 1\]"):
+        FidEvaluator(model=model, examples=examples, threshold=1.0, min_coverage=1.5,
+                     metrics=["fid", "density_coverage"])
+    FidEvaluator(model=model, examples=examples, threshold=1.0, min_recall=0.0)  # 0 = off: no metric needed
+
+
+GATE_CASES = {
+    # name: (fid, recall, coverage, baseline fid) with threshold 100, floors 0.3 / 0.4, margin 1
+    "all pass": ((80.0, 0.5, 0.6, 90.0), []),
+    "threshold": ((120.0, 0.5, 0.6, 130.0), ["threshold"]),
+    "min_recall": ((80.0, 0.2, 0.6, 90.0), ["min_recall"]),
+    "min_coverage": ((80.0, 0.5, 0.1, 90.0), ["min_coverage"]),
+    "min_improvement": ((80.0, 0.5, 0.6, 80.5), ["min_improvement"]),
+    "all four": ((120.0, 0.2, 0.1, 110.0), ["threshold", "min_recall", "min_coverage", "min_improvement"]),
+    "recall not computed": ((80.0, float("nan"), 0.6, 90.0), ["min_recall"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(GATE_CASES))
+def test_gate_reports_every_failing_condition(case):
+    from components.fid_evaluator import gate
+
+    (fid, recall, coverage, baseline), expected = GATE_CASES[case]
+    proto = gate.metric_threshold(100.0, min_improvement=1.0)
+    floors = gate.check_floors({"min_recall": 0.3, "min_coverage": 0.4}, ["fid", "precision_recall",
+                                                                          "density_coverage"])
+    assert floors == {"recall": 0.3, "coverage": 0.4}
+    decision = gate.decide("fid", fid, baseline, proto, floors=floors,
+                           metrics={"fid": fid, "recall": recall, "coverage": coverage})
+    assert decision.failed_conditions == expected
+    assert decision.blessed is (not expected)
+    marks = {"threshold": r"> threshold", "min_recall": r"recall (\S+ < floor|is not finite)",
+             "min_coverage": r"coverage (\S+ < floor|is not finite)",
+             "min_improvement": r"does not beat baseline"}
+    for condition, mark in marks.items():
+        assert bool(re.search(mark, decision.reason)) is (condition in expected), decision.reason
+    if expected:
+        assert decision.reason.startswith(f"not blessed ({', '.join(expected)} failed): ")
+        result = gate.validation_result(decision, proto)
+        assert not result.validation_ok
+        assert len(result.metric_validations_per_slice[0].failures) == len(expected)
+    else:
+        assert "recall 0.5 >= floor 0.3; coverage 0.6 >= floor 0.4" in decision.reason
+    # Without floors the same inputs only see the threshold and the baseline.
+    plain = gate.decide("fid", fid, baseline, proto)
+    assert plain.failed_conditions == [c for c in expected if c in ("threshold", "min_improvement")]

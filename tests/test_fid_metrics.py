@@ -135,3 +135,41 @@ def test_registry_lists_and_rejects():
     b = metrics.FeatureStats.from_features(rng.normal(size=(30, 4)))
     out = metrics.compute_metrics(["fid", "kid"], a, b, metrics.MetricOptions(kid_subsets=5))
     assert set(out) == {"fid", "kid", "kid_std"} and all(isinstance(v, float) for v in out.values())
+
+
+@pytest.mark.parametrize("collapsed_first", [False, True])
+def test_fully_collapsed_sample_is_scored_in_closed_form(collapsed_first):
+    # N identical feature vectors (a constant generator) have covariance 0 up to rounding noise
+    # from (sum x x^T - N mu mu^T) / (N - 1). Against any set with covariance S:
+    # tr (0^1/2 S 0^1/2)^1/2 = 0, so FID = |mu1 - mu2|^2 + tr S exactly.
+    rng = np.random.default_rng(11)
+    d = 64
+    point = rng.random(d) * 3.0 + 0.1           # positive and non-round, as pool_3 features are
+    collapsed = metrics.FeatureStats.from_features(np.repeat(point[None], 500, axis=0))
+    spread = metrics.FeatureStats.from_features(gaussian(rng, 700, d, scale=0.5, shift=1.0))
+    assert np.abs(collapsed.cov).max() > 0      # the rounding noise this case is about is there
+    expected = float(np.sum((collapsed.mean - spread.mean) ** 2) + np.trace(spread.cov))
+    first, second = (collapsed, spread) if collapsed_first else (spread, collapsed)
+    got = metrics.compute_metrics(["fid", "kid"], first, second, metrics.MetricOptions(kid_subsets=3))
+    assert got["fid"] == pytest.approx(expected, rel=1e-9)
+    assert math.isfinite(got["kid"]) and got["kid"] > 0
+    # Both sides collapsed (two constant generators): FID is the squared distance of the points.
+    other = metrics.FeatureStats.from_features(np.repeat(point[None] + 0.25, 300, axis=0))
+    both = metrics.compute_metrics(["fid"], collapsed, other)["fid"]
+    assert both == pytest.approx(0.25 ** 2 * d, rel=1e-9)
+    # An exactly zero covariance (features that are all 0) is the same closed form.
+    zeros = metrics.FeatureStats.from_features(np.zeros((10, d)))
+    assert metrics.compute_metrics(["fid"], zeros, spread, metrics.MetricOptions(allow_small_sample=True))[
+        "fid"] == pytest.approx(float(spread.mean @ spread.mean + np.trace(spread.cov)), rel=1e-9)
+
+
+def test_psd_check_still_refuses_real_negative_eigenvalues_relative_to_the_feature_scale():
+    # A negative eigenvalue far above rounding (1e-3 of the second moment) is still refused, also
+    # when the matrix is otherwise tiny (so the check is not relative to its own largest eigenvalue).
+    with pytest.raises(metrics.MetricError, match="positive semi-definite"):
+        metrics.frechet_distance(np.ones(3), np.diag([1e-6, 1e-6, -3e-3]), np.ones(3), np.eye(3))
+    with pytest.raises(metrics.MetricError, match="positive semi-definite"):
+        metrics.frechet_distance(np.zeros(3), np.eye(3), np.zeros(3), np.diag([2.0, 1.0, -0.01]))
+    # sigma2 is checked on its own: with a collapsed sigma1 it would not show in sigma1^1/2 sigma2 sigma1^1/2.
+    with pytest.raises(metrics.MetricError, match="sigma2 is not positive semi-definite"):
+        metrics.frechet_distance(np.zeros(3), np.zeros((3, 3)), np.zeros(3), np.diag([2.0, 1.0, -0.01]))

@@ -102,3 +102,21 @@ def test_metric_lines_show_a_spread_only_when_there_is_one():
     assert lines == ["fid = 287.5 (N_real=50, N_gen=50)", "kid = 0.23 (N_real=50, N_gen=50)"]
     lines = metric_lines({"metrics": {"kid": 0.23, "kid_std": 0.01}, "n_real": 500, "n_gen": 500})
     assert lines == ["kid = 0.23 ± 0.01 (N_real=500, N_gen=500)"]
+
+
+def test_mode_collapse_metrics_reach_the_summary_and_the_report(facts):
+    from pipeline.summary import format_summary
+    facts["evaluation"]["metrics"].update({"precision": 0.8125, "recall": 0.0039, "density": 1.4375,
+                                           "coverage": 0.0117})
+    text = format_summary(facts)
+    for line in ("precision = 0.8125 (N_real=300", "recall = 0.0039 (N_real=300",
+                 "density = 1.438 (N_real=300", "coverage = 0.0117 (N_real=300"):
+        assert line in text
+    page = render_html(facts, {})
+    for cell in ("<td>recall</td><td>0.0039</td>", "<td>coverage</td><td>0.0117</td>",
+                 "<td>precision</td><td>0.8125</td>", "<td>density</td><td>1.438</td>"):
+        assert cell in page
+    assert "id='manifold-legend'" in page
+    del facts["evaluation"]["metrics"]["recall"], facts["evaluation"]["metrics"]["precision"]
+    del facts["evaluation"]["metrics"]["density"], facts["evaluation"]["metrics"]["coverage"]
+    assert "manifold-legend" not in render_html(facts, {})

