@@ -29,7 +29,7 @@ def write_transformed_tfrecords(src: str, out_dir: str, shards: int = 4) -> int:
     """Real photos -> gzip TFRecords of transformed examples; returns the number written."""
     import tensorflow as tf
 
-    from trainer import features
+    from dcgan_common import features
 
     paths = sorted(glob.glob(os.path.join(src, "*", "*")))
     ds = tf.data.Dataset.from_tensor_slices(paths).map(
@@ -73,8 +73,8 @@ def main() -> None:
     import numpy as np
     import tensorflow as tf
 
-    from pipeline.config import TrainConfig
-    from trainer import features
+    from dcgan_common.config import TrainConfig
+    from dcgan_common import features
     from trainer.model import DCGAN
     from trainer.run_fn import make_image_dataset_fn
     from trainer.seed_reference import seed_train_step

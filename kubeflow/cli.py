@@ -16,7 +16,7 @@ import sys
 from kubeflow.config import (ACCELERATOR_TYPES, BEAM_RUNNERS, DataflowConfig, TrainingConfig,
                              VertexConfig)
 from pipeline.cli import add_pipeline_knobs, config_from_knobs
-from pipeline.config import ConfigError
+from dcgan_common.config import ConfigError
 
 EXIT_OK, EXIT_FAILED = 0, 1
 

@@ -15,7 +15,7 @@ import os
 import sys
 import traceback
 
-from pipeline.config import (ASPECT_POLICIES, BEAM_MODES, DEFAULT_DATA_ROOT, DEFAULT_OUTPUT_ROOT,
+from dcgan_common.config import (ASPECT_POLICIES, BEAM_MODES, DEFAULT_DATA_ROOT, DEFAULT_OUTPUT_ROOT,
                              ConfigError, PipelineConfig)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2

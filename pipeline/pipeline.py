@@ -16,7 +16,7 @@ from components.fid_evaluator.component import FidEvaluator
 from components.image_example_gen.component import ImageExampleGen
 from components.pusher.component import AtomicPusher
 from components.transform.component import ImageTransform
-from pipeline.config import PipelineConfig
+from dcgan_common.config import PipelineConfig
 
 RAW_SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "raw_schema.pbtxt")
 PREPROCESSING_FN = "trainer.preprocessing.preprocessing_fn"

@@ -13,7 +13,7 @@ import json
 import os
 from typing import Any
 
-from pipeline.fileio import atomic_write
+from dcgan_common.fileio import atomic_write
 
 #: Most epoch grids shown; evenly spaced epochs are picked beyond this.
 MAX_GRIDS = 12

@@ -11,7 +11,7 @@ import pytest
 
 from components.image_example_gen import beam_ingest, storage
 from conftest import build_dirty_crawl
-from pipeline.config import IngestConfig
+from dcgan_common.config import IngestConfig
 
 BUCKET = "crawl-bucket"
 

@@ -12,7 +12,7 @@ import pytest
 
 from components.image_example_gen import cli, component, executor, ledger
 from conftest import SAMPLE_ROOT, encode, photo_array
-from pipeline.config import ConfigError, IngestConfig
+from dcgan_common.config import ConfigError, IngestConfig
 
 
 def _small_crawl(root, with_junk=True):
@@ -120,7 +120,7 @@ def test_executor_refuses_a_train_split_below_one_batch(tmp_path):
 
 
 def test_create_components_puts_the_batch_size_in_the_ingest_config():
-    from pipeline.config import EvalConfig, PipelineConfig, TrainConfig
+    from dcgan_common.config import EvalConfig, PipelineConfig, TrainConfig
     from pipeline.pipeline import create_components
 
     def ingest_of(config):
@@ -163,7 +163,7 @@ def test_cached_rerun_ingests_a_changed_crawl_again(tmp_path):
     from tfx import v1 as tfx
 
     from components.image_example_gen import storage
-    from pipeline.config import PipelineConfig
+    from dcgan_common.config import PipelineConfig
     from pipeline.local_runner import crawl_fingerprint
     from pipeline.run_record import open_store
 

@@ -11,7 +11,7 @@ import pytest
 
 from components.transform import component, executor, materialize
 from conftest import REPO_ROOT, SAMPLE_ROOT
-from trainer import features
+from dcgan_common import features
 
 CUSTOM_CONFIG = {"transform": {"aspect": "squash", "image_size": 64}, "background": [255, 255, 255]}
 
@@ -95,7 +95,7 @@ def test_same_examples_and_analyzer_outputs_as_the_stock_transform(tmp_path):
     from tfx import v1 as tfx
 
     from components.image_example_gen.component import ImageExampleGen, config_json
-    from pipeline.config import IngestConfig
+    from dcgan_common.config import IngestConfig
     from trainer import preprocessing
 
     root = str(tmp_path / "crawl")
@@ -161,7 +161,7 @@ def test_same_examples_and_analyzer_outputs_as_the_stock_transform(tmp_path):
 def test_pipeline_passes_the_transform_config():
     import dataclasses
 
-    from pipeline.config import ConfigError, EvalConfig, PipelineConfig, TransformConfig
+    from dcgan_common.config import ConfigError, EvalConfig, PipelineConfig, TransformConfig
     from pipeline.pipeline import create_components
 
     config = PipelineConfig(eval=EvalConfig(threshold=50.0),

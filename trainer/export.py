@@ -18,7 +18,7 @@ import os
 
 import numpy as np
 
-from trainer import features
+from dcgan_common import features
 
 
 def _quantise_tf(images):

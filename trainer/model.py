@@ -25,7 +25,7 @@ import math
 import keras
 import tensorflow as tf
 
-from trainer import features
+from dcgan_common import features
 
 LEAK = 0.2                      # LeakyReLU slope of the seed (and of Radford et al. 2015, DCGAN)
 GEN_BASE = (8, 8, 512)          # the generator's first feature map: 64 = 8 * 2**3

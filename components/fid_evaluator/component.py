@@ -47,7 +47,7 @@ from components.fid_evaluator.constants import (  # keys live in constants.py (s
     ALLOW_SMALL_SAMPLE_PARAM,
 )
 from components.fid_evaluator.extractors import DEFAULT_EXTRACTOR, list_extractors
-from components.fid_evaluator.metrics import get_metric
+from dcgan_common.fid.metrics import get_metric
 
 class FidEvaluatorSpec(ComponentSpec):
     """Inputs, outputs and execution parameters of :class:`FidEvaluator` (keys above)."""

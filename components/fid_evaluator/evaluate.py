@@ -3,14 +3,14 @@
 One path for real and generated images (architecture.md, "FID protocol"):
 
 * real: transformed examples (gzip TFRecords, feature ``image`` float32 [64, 64, 3] in [-1, 1])
-  read with tf.data, quantised with ``trainer.features.to_uint8``;
+  read with tf.data, quantised with ``dcgan_common.features.to_uint8``;
 * generated: the SavedModel's ``serving_default`` on seeded N(0, 1) noise float32 [N, 100], output
   float32 [N, 64, 64, 3] in [-1, 1], quantised with the same ``to_uint8``;
 * both: the named extractor (protocol + network) -> features -> the registered metrics.
 
 Real-image statistics are cached under ``cache_dir`` keyed by a hash of (examples URI, the split
 files' names and sizes, extractor protocol and hash, max_real); a second evaluation on the same
-data skips real-image feature extraction. Files are written with ``pipeline.fileio.atomic_write``
+data skips real-image feature extraction. Files are written with ``dcgan_common.fileio.atomic_write``
 (temp name, then rename), so a concurrent reader never sees half a file (stylegan2-ada's
 metric_utils does the same).
 """
@@ -30,9 +30,9 @@ from typing import Iterator
 import numpy as np
 
 from components.fid_evaluator import extractors as extractors_lib
-from components.fid_evaluator import metrics as metrics_lib
-from pipeline.fileio import atomic_write, read_if_exists
-from trainer import features
+from dcgan_common.fid import metrics as metrics_lib
+from dcgan_common.fileio import atomic_write, read_if_exists
+from dcgan_common import features
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from typing import Any, Iterable, Mapping, NamedTuple
 import apache_beam as beam
 
 from components.image_example_gen import ingest, ledger, storage
-from trainer import features
+from dcgan_common import features
 
 #: Upper bound on examples per output shard. The writer holds one shard in memory, so this
 #: bounds its memory (~500 x the stored image size; ~25 MB for 600x800 JPEGs).
@@ -352,7 +352,7 @@ class IngestImages(beam.PTransform):
 
     Args:
       data_root: local directory or gs://bucket/prefix, laid out ``<category>/<file>``.
-      config: a ``pipeline.config.IngestConfig`` (validated by the caller). ``min_train_examples``
+      config: a ``dcgan_common.config.IngestConfig`` (validated by the caller). ``min_train_examples``
         0 is resolved here to TrainConfig's default batch size (the pipeline has already put its
         own batch size there); the ledger's ``config`` records the resolved value.
       report_uri: where ``ingestion_report.json`` goes (local or gs://).

@@ -29,12 +29,12 @@ FILE_FORMAT_VALUE = "tfrecords_gzip"
 
 
 def parse_config(ingest_config_json: str):
-    """JSON (possibly "" or "{}") → a validated ``pipeline.config.IngestConfig``.
+    """JSON (possibly "" or "{}") → a validated ``dcgan_common.config.IngestConfig``.
 
     Raises:
       ConfigError: unknown fields or invalid values; ValueError: not JSON.
     """
-    from pipeline.config import IngestConfig, section_from_dict
+    from dcgan_common.config import IngestConfig, section_from_dict
 
     data = json.loads(ingest_config_json) if ingest_config_json else {}
     config = section_from_dict(IngestConfig, data)

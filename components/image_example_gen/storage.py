@@ -10,7 +10,7 @@ import os
 import stat
 from typing import Iterator, NamedTuple
 
-from pipeline.fileio import atomic_write
+from dcgan_common.fileio import atomic_write
 
 GCS_SCHEME = "gs://"
 
@@ -284,7 +284,7 @@ def _file_kind(mode: int) -> str:
 def write_bytes(uri: str, data: bytes) -> None:
     """Write ``data`` to a local path or a gs:// object atomically: the ingestion ledger's writer.
 
-    A thin alias of :func:`pipeline.fileio.atomic_write` (see there for behaviour and errors).
+    A thin alias of :func:`dcgan_common.fileio.atomic_write` (see there for behaviour and errors).
     """
     atomic_write(uri, data)
 

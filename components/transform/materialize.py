@@ -8,7 +8,7 @@ photos, more than decoding the JPEG, and un-gzipping it again capped the Trainer
 Here the same tf.Transform calls run (``AnalyzeDataset`` on the analyze splits,
 ``TransformDataset`` on every split, ``WriteTransformFn``) and the examples are written as plain
 TFRecords (``.tfrecord``). Readers choose the compression from the file suffix
-(``trainer.features.tfrecord_compression``), so gzip files from the stock component still read.
+(``dcgan_common.features.tfrecord_compression``), so gzip files from the stock component still read.
 
 Layout written (the same as the stock component's, so ``tft.TFTransformOutput`` and the Trainer's
 ``fn_args`` work unchanged):

@@ -15,7 +15,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from trainer import features
+from dcgan_common import features
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: The bundled real photos (CC0, see data/sample/LICENSE).
@@ -187,7 +187,7 @@ class EvalConfig:
                 and self.threshold >= 0):
             raise ConfigError(f"eval.threshold must be a finite number >= 0 (FID and KID are >= 0), "
                               f"got {self.threshold!r}")
-        from components.fid_evaluator.metrics import list_metrics  # numpy only; keeps --help fast
+        from dcgan_common.fid.metrics import list_metrics  # numpy only; keeps --help fast
 
         unknown = [m for m in self.metrics if m not in list_metrics()]
         if unknown:
