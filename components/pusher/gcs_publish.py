@@ -43,7 +43,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from components.pusher.publish import PublishError, file_hashes  # one error type, one file hash
+from components.pusher.base import PublishError, file_hashes
+from dcgan_common import gcs
+from dcgan_common.gcs import is_gcs, parse_gcs
 
 log = logging.getLogger(__name__)
 
@@ -58,31 +60,12 @@ class PublishConflictError(PublishError):
     """Another publisher moved the pointer while this one was uploading; this version is not live."""
 
 
-def parse_gs_uri(uri: str) -> tuple[str, str]:
-    """Split ``gs://bucket/some/prefix`` into ``("bucket", "some/prefix")`` (no trailing slash).
-
-    Raises:
-      ValueError: not a ``gs://`` URI, or no bucket name.
-    """
-    if not isinstance(uri, str) or not uri.startswith("gs://"):
-        raise ValueError(f"expected a gs://bucket/prefix URI, got {uri!r}")
-    bucket, _, prefix = uri[len("gs://"):].partition("/")
-    if not bucket:
-        raise ValueError(f"no bucket name in {uri!r}")
-    return bucket, prefix.strip("/")
-
-
 def _join(*parts: str) -> str:
     return "/".join(p.strip("/") for p in parts if p and p.strip("/"))
 
 
 def _default_client(client):
-    if client is not None:
-        return client
-    from google.cloud import storage  # imported lazily: pipeline code may never push to gs://
-
-    # With STORAGE_EMULATOR_HOST set the client uses anonymous credentials by itself.
-    return storage.Client()
+    return client if client is not None else gcs.client()
 
 
 def new_version_id(now: datetime.datetime | None = None) -> str:
@@ -122,7 +105,7 @@ def read_pointer(gs_dest: str, *, client=None) -> dict[str, Any] | None:
     Raises:
       ValueError: bad URI, or the pointer is not in this module's format.
     """
-    bucket_name, prefix = parse_gs_uri(gs_dest)
+    bucket_name, prefix = parse_gcs(gs_dest)
     client = _default_client(client)
     blob = client.bucket(bucket_name).get_blob(_join(prefix, POINTER_NAME))
     if blob is None:
@@ -157,7 +140,7 @@ def _gs_files(source: str, client) -> tuple[list[tuple[str, Any]], list[str]]:
     Raises:
       ValueError: nothing under the prefix.
     """
-    bucket_name, prefix = parse_gs_uri(source)
+    bucket_name, prefix = parse_gcs(source)
     base = prefix + "/" if prefix else ""
     files, empty_dirs = [], []
     for blob in client.list_blobs(bucket_name, prefix=base):
@@ -209,8 +192,8 @@ def publish_model_dir(local_dir: str, gs_dest: str, metadata: dict[str, Any] | N
       Exception: any upload error, re-raised after the partial version was (best-effort) deleted;
         the pointer is untouched in every failure case.
     """
-    bucket_name, prefix = parse_gs_uri(gs_dest)
-    source_is_gs = local_dir.startswith("gs://")
+    bucket_name, prefix = parse_gcs(gs_dest)
+    source_is_gs = is_gcs(local_dir)
     if not source_is_gs and not os.path.isdir(local_dir):
         raise ValueError(f"not a directory: {local_dir}")
     metadata = dict(metadata or {})
@@ -304,7 +287,7 @@ def publish_model_dir(local_dir: str, gs_dest: str, metadata: dict[str, Any] | N
 
 def _candidate_files(model_dir: str, client) -> dict[str, tuple[int, Any]]:
     """{relative path: (size, local path or source blob)} of a local or gs:// model directory."""
-    if model_dir.startswith("gs://"):
+    if is_gcs(model_dir):
         files, _ = _gs_files(model_dir, client)
         return {rel: (int(blob.size), blob) for rel, blob in files}
     files, _ = _local_files(model_dir)
@@ -374,7 +357,7 @@ def read_manifest(version_uri: str, *, client=None) -> dict[str, Any]:
       LookupError: the version has no manifest (never published, or a failed upload).
       ValueError: bad URI or unknown manifest format.
     """
-    bucket_name, version_prefix = parse_gs_uri(version_uri)
+    bucket_name, version_prefix = parse_gcs(version_uri)
     client = _default_client(client)
     blob = client.bucket(bucket_name).get_blob(_join(version_prefix, MANIFEST_NAME))
     if blob is None:
@@ -398,7 +381,7 @@ def download_version(version_uri: str, local_dir: str, *, client=None) -> str:
     """
     from google.api_core import exceptions as gexc
 
-    bucket_name, version_prefix = parse_gs_uri(version_uri)
+    bucket_name, version_prefix = parse_gcs(version_uri)
     client = _default_client(client)
     bucket = client.bucket(bucket_name)
     manifest = read_manifest(version_uri, client=client)
