@@ -52,15 +52,15 @@ class IngestConfig:
     background: tuple[int, int, int] = (255, 255, 255)
     max_rejected_fraction: float = 0.05
     allow_empty_categories: bool = False
-    # Added by the data-path work: images with a side below this many pixels are rejected as
-    # "too_small" (shop crawls hold 1x1 tracking pixels and icons).
+    # Images with a side below this many pixels are rejected as "too_small": shop crawls hold 1x1
+    # tracking pixels and icons, which would train the model on noise.
     min_side: int = 8
-    # Added by the data-path speed work: JPEGs are decoded once at ingestion, DCT-downscaled
-    # (libjpeg 1/2, 1/4, 1/8) to the smallest size whose short side stays >= this, and stored as
-    # lossless PNG of those pixels; 0 stores JPEGs at full size (original bytes when possible).
+    # JPEGs are decoded once at ingestion, DCT-downscaled (libjpeg 1/2, 1/4, 1/8) to the smallest
+    # size whose short side stays >= this, and stored as lossless PNG of those pixels, so Transform
+    # and every epoch read far fewer bytes; 0 stores JPEGs at full size (original bytes when possible).
     jpeg_store_min_side: int = features.IMAGE_SIZE
-    # Added so that a crawl too small for one training batch fails at ingestion, not in the
-    # Trainer two components later. 0 = one batch of train.batch_size (see the docstring).
+    # A crawl too small for one training batch fails at ingestion, not in the Trainer two
+    # components later. 0 = one batch of train.batch_size (see the docstring).
     min_train_examples: int = 0
 
     def resolve_min_train_examples(self, train_batch_size: int | None = None) -> "IngestConfig":
@@ -245,6 +245,39 @@ class PipelineConfig:
         return dataclasses.replace(config, **{
             name: section_from_dict(section_cls, data[name], name + ".")
             for name, section_cls in sections.items() if name in data})
+
+
+def section_to_json(section) -> str:
+    """A config section (any of the dataclasses above) as the JSON string a component takes.
+
+    The inverse of :func:`decode_section`: tuples become lists, keys are sorted (so equal
+    sections give equal strings, and TFX's cache key does not change between identical runs).
+    """
+    return json.dumps(dataclasses.asdict(section), sort_keys=True)
+
+
+def decode_section(section_cls, encoded: str | dict | None, prefix: str | None = None):
+    """The one way a component reads its config section: decode, type-check and validate.
+
+    Args:
+      section_cls: IngestConfig, TransformConfig, TrainConfig or EvalConfig.
+      encoded: the section as a JSON string (:func:`section_to_json`), a JSON object already
+        decoded, or ""/None for the defaults.
+      prefix: names fields in errors (default ``"<ClassName>."``).
+    Returns:
+      A validated ``section_cls`` instance.
+    Raises:
+      ConfigError: not JSON, not an object, unknown fields, a value of the wrong type, or a value
+        the section's ``validate`` refuses (the message names the field).
+    """
+    if isinstance(encoded, str):
+        try:
+            encoded = json.loads(encoded) if encoded.strip() else {}
+        except ValueError as exc:
+            raise ConfigError(f"{section_cls.__name__} is not valid JSON: {exc}") from exc
+    section = section_from_dict(section_cls, {} if encoded is None else encoded, prefix)
+    section.validate()
+    return section
 
 
 def section_from_dict(section_cls, data: dict[str, Any], prefix: str | None = None):

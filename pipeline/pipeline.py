@@ -12,17 +12,16 @@ import os
 
 from tfx import v1 as tfx
 
+from components.fid_evaluator import constants as fid_constants
 from components.fid_evaluator.component import FidEvaluator
 from components.image_example_gen.component import ImageExampleGen
 from components.pusher.component import AtomicPusher
 from components.transform.component import ImageTransform
-from dcgan_common.config import PipelineConfig
+from dcgan_common.config import PipelineConfig, section_to_json
 
 RAW_SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "raw_schema.pbtxt")
 PREPROCESSING_FN = "trainer.preprocessing.preprocessing_fn"
 RUN_FN = "trainer.run_fn.run_fn"
-#: Under the pipeline root: real-image FID statistics, shared by runs (keyed by content hash).
-FID_STATS_CACHE_DIRNAME = "fid_stats_cache"
 
 
 def create_components(config: PipelineConfig, *, serving_destination=None,
@@ -46,8 +45,7 @@ def create_components(config: PipelineConfig, *, serving_destination=None,
     example_gen = ImageExampleGen(
         data_root=config.data_root,
         # min_train_examples 0 becomes this run's batch size: fewer train images cannot train.
-        ingest_config=json.dumps(dataclasses.asdict(
-            config.ingest.resolve_min_train_examples(config.train.batch_size))),
+        ingest_config=section_to_json(config.ingest.resolve_min_train_examples(config.train.batch_size)),
         input_fingerprint=input_fingerprint,
     )
     schema_gen = tfx.components.ImportSchemaGen(schema_file=RAW_SCHEMA_PATH)
@@ -91,7 +89,8 @@ def create_components(config: PipelineConfig, *, serving_destination=None,
         seed=ev.seed,
         weights_uri=ev.weights_uri,
         allow_small_sample=ev.allow_small_sample,
-        cache_dir=os.path.join(config.pipeline_root, FID_STATS_CACHE_DIRNAME),
+        # Under the pipeline root, so every run of this pipeline shares the real-image statistics.
+        cache_dir=os.path.join(config.pipeline_root, fid_constants.DEFAULT_CACHE_SUBDIR),
     )
     pusher = AtomicPusher(
         model=trainer.outputs["model"],

@@ -1,5 +1,5 @@
 """Model tests: the seed's parameter counts, shapes and ranges, and the one-forward step against
-the seed's two-forward step (trainer/seed_reference.py) on the same noise."""
+the seed's two-forward step (tests/seed_reference.py) on the same noise."""
 import os
 import subprocess
 import sys
@@ -13,7 +13,7 @@ import keras  # noqa: E402
 
 from dcgan_common import features  # noqa: E402
 from trainer import model as M  # noqa: E402
-from trainer.seed_reference import seed_train_step  # noqa: E402
+from seed_reference import seed_train_step  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

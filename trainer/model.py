@@ -26,6 +26,7 @@ import keras
 import tensorflow as tf
 
 from dcgan_common import features
+from dcgan_common.config import LABEL_SMOOTHING_MODES as SMOOTHING_MODES  # one list, checked by both
 
 LEAK = 0.2                      # LeakyReLU slope of the seed (and of Radford et al. 2015, DCGAN)
 GEN_BASE = (8, 8, 512)          # the generator's first feature map: 64 = 8 * 2**3
@@ -34,7 +35,6 @@ DISC_FILTERS = (64, 128)        # discriminator Conv2D widths, each halves the s
 EXTRA_DISC_FILTERS = 256        # width of the optional third discriminator block
 UNIFORM_SMOOTHING_SPAN = 0.05   # real targets 1 + 0.05 * U(0, 1): the seed's text
 CONSTANT_REAL_TARGET = 0.9      # the classic one-sided smoothing (Salimans et al. 2016)
-SMOOTHING_MODES = ("uniform", "constant", "none")
 
 
 def build_generator(latent_dim: int = features.LATENT_DIM, batchnorm: bool = False,

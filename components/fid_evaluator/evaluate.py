@@ -120,15 +120,15 @@ def list_split_files(examples_uri: str, splits: list[str] | None = None) -> list
     """
     import tensorflow as tf
 
-    present = sorted(d.rstrip("/")[len("Split-"):] for d in tf.io.gfile.listdir(examples_uri)
-                     if d.startswith("Split-"))
+    present = sorted(name for name in map(features.split_name, tf.io.gfile.listdir(examples_uri))
+                     if name is not None)
     wanted = list(splits) if splits else present
     missing = sorted(set(wanted) - set(present))
     if missing:
         raise FileNotFoundError(f"splits {missing} not in {examples_uri} (present: {present})")
     files = []
     for split in wanted:
-        folder = os.path.join(examples_uri, f"Split-{split}")
+        folder = features.split_dir(examples_uri, split)
         for name in sorted(tf.io.gfile.listdir(folder)):
             path = os.path.join(folder, name)
             if not tf.io.gfile.isdir(path):

@@ -52,14 +52,9 @@ class Accepted(NamedTuple):
     image: ingest.AcceptedImage
 
 
-def split_dir(examples_uri: str, split: str) -> str:
-    """``<examples_uri>/Split-<split>``: the layout the stock Transform reads."""
-    return storage.join(examples_uri, f"Split-{split}")
-
-
 def shard_path(examples_uri: str, split: str, index: int, count: int) -> str:
     """Path of one gzip TFRecord shard."""
-    return storage.join(split_dir(examples_uri, split),
+    return storage.join(features.split_dir(examples_uri, split),
                         f"{FILE_PREFIX}-{index:05d}-of-{count:05d}{FILE_SUFFIX}")
 
 
@@ -293,7 +288,7 @@ def _write_shard_file(examples_uri: str, split: str, index: int, count: int,
     """Write one gzip TFRecord shard holding ``serialized`` (in order; may be empty)."""
     import tensorflow as tf
 
-    tf.io.gfile.makedirs(split_dir(examples_uri, split))
+    tf.io.gfile.makedirs(features.split_dir(examples_uri, split))
     # gzip level 0 (stored deflate blocks): a valid gzip file, as TFX's "tfrecords_gzip"
     # format requires, without deflate's cost (~3.5 ms per 90 KB JPEG; stored images are
     # already compressed JPEG or small raw PNG, so compressing again gains little).

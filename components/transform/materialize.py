@@ -23,6 +23,8 @@ from typing import Callable, Sequence
 
 import apache_beam as beam
 
+from dcgan_common import features
+
 logger = logging.getLogger(__name__)
 
 #: File prefix and suffix of the materialized examples (the stock prefix; no compression).
@@ -33,11 +35,6 @@ EXAMPLES_SUFFIX = ".tfrecord"
 #: at ~20 MB per batch in flight whatever the size of the crawl.
 DEFAULT_BATCH_SIZE = 256
 COUNTER_NAMESPACE = "dcgan_tfx.transform"
-
-
-def split_dir(uri: str, split: str) -> str:
-    """``<uri>/Split-<split>``: the TFX layout of one split of an Examples artifact."""
-    return os.path.join(uri, f"Split-{split}")
 
 
 def analyze_and_transform(examples_uri: str, splits: Sequence[str], schema_path: str,
@@ -84,7 +81,7 @@ def analyze_and_transform(examples_uri: str, splits: Sequence[str], schema_path:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     patterns = {}
     for split in splits:
-        pattern = os.path.join(split_dir(examples_uri, split), "*")
+        pattern = os.path.join(features.split_dir(examples_uri, split), "*")
         if not tf.io.gfile.glob(pattern):
             raise FileNotFoundError(f"split {split!r} of {examples_uri} holds no files ({pattern})")
         patterns[split] = pattern
@@ -111,7 +108,7 @@ def analyze_and_transform(examples_uri: str, splits: Sequence[str], schema_path:
             _ = (transformed
                  | f"Encode[{split}]" >> beam.ParDo(_EncodeExamples(encoder_schema, split))
                  | f"Write[{split}]" >> beam.io.WriteToTFRecord(
-                     os.path.join(split_dir(transformed_examples_uri, split), EXAMPLES_PREFIX),
+                     os.path.join(features.split_dir(transformed_examples_uri, split), EXAMPLES_PREFIX),
                      file_name_suffix=EXAMPLES_SUFFIX))
     result = pipeline.run()
     result.wait_until_finish()
