@@ -7,7 +7,6 @@ paths, the orchestrator and Beam arguments; they never change the graph.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 
 from tfx import v1 as tfx

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from components.image_example_gen import beam_ingest, storage
+from components.image_example_gen import beam_ingest
 from conftest import build_dirty_crawl
 from dcgan_common import gcs as gcs_lib
 from dcgan_common.config import IngestConfig
