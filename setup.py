@@ -11,8 +11,9 @@ setup(
     version="0.1.0",
     description="TFX pipeline: ingest photos, tf.Transform, DCGAN Trainer, FID-gated Pusher.",
     python_requires=">=3.11,<3.14",
-    packages=find_packages(include=["pipeline", "pipeline.*", "components", "components.*",
-                                    "trainer", "trainer.*", "kubeflow", "kubeflow.*"]),
+    packages=find_packages(include=["dcgan_common", "dcgan_common.*", "pipeline", "pipeline.*",
+                                    "components", "components.*", "trainer", "trainer.*",
+                                    "kubeflow", "kubeflow.*"]),
     install_requires=[
         "tfx==1.21.0",
         "tensorflow>=2.21,<2.22",

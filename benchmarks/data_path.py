@@ -85,7 +85,7 @@ def decode_limit(root: str) -> tuple[int, float]:
 def ingest_and_transform(root: str, work: str) -> dict:
     from components.image_example_gen import beam_ingest
     from components.transform import materialize
-    from pipeline.config import IngestConfig
+    from dcgan_common.config import IngestConfig
     from pipeline.pipeline import RAW_SCHEMA_PATH
     from trainer import preprocessing
 
@@ -168,7 +168,7 @@ def uint8_what_if(work: str, passes: int = 3) -> tuple[int, list[float]]:
     """
     import tensorflow as tf
 
-    from trainer import features
+    from dcgan_common import features
     from trainer.run_fn import PARSE_BATCH, SHUFFLE_BUFFER
     files = sorted(glob.glob(os.path.join(work, "transformed", "Split-train", "*")))
     float_spec = {features.IMAGE_KEY: tf.io.FixedLenFeature(features.IMAGE_SHAPE, tf.float32)}

@@ -23,8 +23,9 @@ import time
 
 import numpy as np
 
-from components.fid_evaluator import cli, evaluate, inception, protocol
-from trainer import features
+from components.fid_evaluator import cli, evaluate
+from dcgan_common.fid import inception, protocol
+from dcgan_common import features
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(REPO, "..", "shared", "datasets", "clothing-small", "train")

@@ -44,7 +44,7 @@ def prepare(out: str, source: str) -> str:
         return transformed
     from components.image_example_gen import beam_ingest
     from components.transform import materialize
-    from pipeline.config import IngestConfig
+    from dcgan_common.config import IngestConfig
     from pipeline.pipeline import RAW_SCHEMA_PATH
     from trainer import preprocessing
 
@@ -75,7 +75,7 @@ def train_one(out: str, recipe: str, steps_per_epoch: int, epochs: int, seed: in
     import tensorflow_transform as tft
 
     from components.fid_evaluator import evaluate, extractors
-    from pipeline.config import TrainConfig
+    from dcgan_common.config import TrainConfig
     from trainer.run_fn import make_image_dataset_fn
     from trainer.train import train
 
@@ -113,7 +113,8 @@ def score(out: str, num_generated: int, seed: int) -> dict:
     import numpy as np
     from PIL import Image
 
-    from components.fid_evaluator import evaluate, extractors, metrics
+    from components.fid_evaluator import evaluate, extractors
+    from dcgan_common.fid import metrics
 
     extractor = extractors.get_extractor("inception", cache_dir=os.path.join(out, "cache"))
     names = [n for n in metrics.list_metrics()]

@@ -22,6 +22,7 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)  # run as a script from any folder, no install needed
+sys.path.insert(0, os.path.join(REPO, "tests"))  # the seed's step is test code (tests/seed_reference.py)
 DATA = os.path.join(REPO, "..", "shared", "datasets", "clothing-small", "train")
 
 
@@ -29,7 +30,7 @@ def write_transformed_tfrecords(src: str, out_dir: str, shards: int = 4) -> int:
     """Real photos -> gzip TFRecords of transformed examples; returns the number written."""
     import tensorflow as tf
 
-    from trainer import features
+    from dcgan_common import features
 
     paths = sorted(glob.glob(os.path.join(src, "*", "*")))
     ds = tf.data.Dataset.from_tensor_slices(paths).map(
@@ -73,12 +74,12 @@ def main() -> None:
     import numpy as np
     import tensorflow as tf
 
-    from pipeline.config import TrainConfig
-    from trainer import features
+    from dcgan_common.config import TrainConfig
+    from dcgan_common import features
     from trainer.model import DCGAN
     from trainer.run_fn import make_image_dataset_fn
-    from trainer.seed_reference import seed_train_step
     from trainer.train import build_gan, make_step_fn
+    from seed_reference import seed_train_step
 
     strategy = tf.distribute.get_strategy()
     tmp = tempfile.mkdtemp(prefix="train_step_bench_")

@@ -13,10 +13,10 @@ import json
 import os
 import sys
 
+from dcgan_common.config import ConfigError
 from kubeflow.config import (ACCELERATOR_TYPES, BEAM_RUNNERS, DataflowConfig, TrainingConfig,
                              VertexConfig)
-from pipeline.cli import add_pipeline_knobs, config_from_knobs
-from pipeline.config import ConfigError
+from pipeline.knobs import add_pipeline_knobs, config_from_knobs
 
 EXIT_OK, EXIT_FAILED = 0, 1
 

@@ -1,7 +1,7 @@
 """One typed configuration for running the pipeline on Vertex AI Pipelines (Kubeflow Pipelines v2).
 
 ``VertexConfig`` holds every cloud knob (where things live, which image runs, what machines);
-the DCGAN/FID knobs stay in :class:`pipeline.config.PipelineConfig`. ``kubeflow/cli.py`` fills
+the DCGAN/FID knobs stay in :class:`dcgan_common.config.PipelineConfig`. ``kubeflow/cli.py`` fills
 both from flags; :func:`kubeflow.vertex_runner.compile_pipeline` combines them.
 
 Machine and accelerator names are Compute Engine / Vertex AI names, e.g. ``n1-standard-8`` and
@@ -15,7 +15,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from pipeline.config import ConfigError
+from dcgan_common.config import ConfigError
 
 #: Where the project's source tree sits inside the pipeline image (kubeflow/Dockerfile copies it).
 IMAGE_SOURCE_ROOT = "/pipeline"

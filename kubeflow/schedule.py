@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pipeline.config import ConfigError
+from dcgan_common.config import ConfigError
 
 #: (name, lowest, highest, names) per cron field, unix-cron as used by Vertex AI and Cloud Scheduler.
 _CRON_FIELDS = (

@@ -28,8 +28,8 @@ import os
 from typing import Any
 
 from kubeflow.config import IMAGE_SETUP_FILE, IMAGE_SOURCE_ROOT, VertexConfig
-from pipeline.config import ConfigError, PipelineConfig
-from pipeline.fileio import atomic_write
+from dcgan_common.config import ConfigError, PipelineConfig
+from dcgan_common.fileio import atomic_write
 
 log = logging.getLogger(__name__)
 

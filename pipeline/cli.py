@@ -9,14 +9,13 @@ Exit codes: 0 success; 1 the work ran and failed (pipeline error, data policy vi
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
 import traceback
 
-from pipeline.config import (ASPECT_POLICIES, BEAM_MODES, DEFAULT_DATA_ROOT, DEFAULT_OUTPUT_ROOT,
-                             ConfigError, PipelineConfig)
+from dcgan_common.config import BEAM_MODES, DEFAULT_DATA_ROOT, DEFAULT_OUTPUT_ROOT, ConfigError, PipelineConfig
+from pipeline.knobs import add_pipeline_knobs, config_from_knobs
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a Ctrl-C
@@ -38,63 +37,6 @@ def quiet_logs(verbose: bool) -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
     from absl import logging as absl_logging
     absl_logging.set_verbosity(absl_logging.ERROR)
-
-
-def add_pipeline_knobs(parser) -> None:
-    """The pipeline knobs shared by ``run`` and ``compile`` (read back by :func:`config_from_knobs`)."""
-    parser.add_argument("--config", help="JSON file of PipelineConfig fields; flags override it")
-    parser.add_argument("--epochs", type=int, help="training epochs (pipeline default 50)")
-    parser.add_argument("--batch-size", type=int, help="global batch size (default 32)")
-    parser.add_argument("--steps-per-epoch", type=int, help="cap steps per epoch (default: one pass)")
-    parser.add_argument("--fid-threshold", type=float,
-                        help="REQUIRED gate: push only if FID <= this (and better than the last pushed model)")
-    parser.add_argument("--min-improvement", type=float,
-                        help="FID margin a new model must beat the last pushed one by")
-    parser.add_argument("--min-recall", type=float,
-                        help="gate floor on improved recall (k=3), 0-1: refuse a generator that reaches "
-                             "fewer real images (mode collapse); default 0 = off")
-    parser.add_argument("--min-coverage", type=float,
-                        help="gate floor on coverage (k=5), 0-1: the share of real images with a generated "
-                             "one nearby; default 0 = off")
-    parser.add_argument("--num-fid-samples", type=int, help="generated images scored (default 1000)")
-    parser.add_argument("--max-real", type=int, help="cap on real images for FID statistics (0 = all)")
-    parser.add_argument("--aspect", choices=ASPECT_POLICIES, help="resize policy (default squash)")
-
-
-def config_from_knobs(args: argparse.Namespace, paths: dict | None = None) -> PipelineConfig:
-    """Resolve a PipelineConfig: defaults < ``--config`` file < ``paths`` < knob flags.
-
-    Raises:
-      ConfigError: unreadable or invalid ``--config``, or invalid values (e.g. no FID threshold).
-    """
-    data: dict = {}
-    if args.config:
-        try:
-            with open(args.config) as f:
-                data = json.load(f)
-        except (OSError, ValueError) as e:
-            raise ConfigError(f"cannot read --config {args.config}: {e}") from e
-        if not isinstance(data, dict):
-            raise ConfigError(f"--config {args.config} must hold a JSON object, got {type(data).__name__}")
-    data.update(paths or {})
-    sections = {
-        "train": {"epochs": args.epochs, "batch_size": args.batch_size,
-                  "steps_per_epoch": args.steps_per_epoch},
-        "eval": {"threshold": args.fid_threshold, "min_improvement": args.min_improvement,
-                 "min_recall": args.min_recall, "min_coverage": args.min_coverage,
-                 "num_generated": args.num_fid_samples, "max_real": args.max_real},
-        "transform": {"aspect": args.aspect},
-    }
-    for section, values in sections.items():
-        if not isinstance(data.get(section, {}), dict):
-            raise ConfigError(f"{section} must be a JSON object, got {data[section]!r}")
-        merged = dict(data.get(section, {}))
-        merged.update({k: v for k, v in values.items() if v is not None})
-        data[section] = merged
-    try:
-        return PipelineConfig.from_dict(data).validate()
-    except TypeError as e:  # unknown top-level key in the --config file
-        raise ConfigError(str(e)) from e
 
 
 def _add_run(subparsers) -> None:

@@ -5,7 +5,7 @@ import logging
 import os
 import time
 
-from pipeline.config import PipelineConfig
+from dcgan_common.config import PipelineConfig
 
 log = logging.getLogger(__name__)
 

@@ -7,22 +7,20 @@ paths, the orchestrator and Beam arguments; they never change the graph.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 
 from tfx import v1 as tfx
 
+from components.fid_evaluator import constants as fid_constants
 from components.fid_evaluator.component import FidEvaluator
 from components.image_example_gen.component import ImageExampleGen
 from components.pusher.component import AtomicPusher
 from components.transform.component import ImageTransform
-from pipeline.config import PipelineConfig
+from dcgan_common.config import PipelineConfig, section_to_json
 
 RAW_SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "raw_schema.pbtxt")
 PREPROCESSING_FN = "trainer.preprocessing.preprocessing_fn"
 RUN_FN = "trainer.run_fn.run_fn"
-#: Under the pipeline root: real-image FID statistics, shared by runs (keyed by content hash).
-FID_STATS_CACHE_DIRNAME = "fid_stats_cache"
 
 
 def create_components(config: PipelineConfig, *, serving_destination=None,
@@ -43,17 +41,39 @@ def create_components(config: PipelineConfig, *, serving_destination=None,
       ConfigError: when the config is invalid (e.g. no FID threshold).
     """
     config.validate()
-    example_gen = ImageExampleGen(
+    example_gen = _ingestion(config, input_fingerprint)
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=RAW_SCHEMA_PATH)
+    transform = _transform(config, example_gen, schema_gen)
+    trainer = _trainer(config, transform, trainer_class, trainer_extra_config)
+    latest_blessed = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+    evaluator = _evaluator(config, trainer, transform, latest_blessed)
+    pusher = AtomicPusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        evaluation=evaluator.outputs["evaluation"],
+        push_destination=serving_destination or tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_dir)),
+    )
+    return [example_gen, schema_gen, transform, trainer, latest_blessed, evaluator, pusher]
+
+
+def _ingestion(config: PipelineConfig, input_fingerprint: str) -> ImageExampleGen:
+    return ImageExampleGen(
         data_root=config.data_root,
         # min_train_examples 0 becomes this run's batch size: fewer train images cannot train.
-        ingest_config=json.dumps(dataclasses.asdict(
-            config.ingest.resolve_min_train_examples(config.train.batch_size))),
+        ingest_config=section_to_json(config.ingest.resolve_min_train_examples(config.train.batch_size)),
         input_fingerprint=input_fingerprint,
     )
-    schema_gen = tfx.components.ImportSchemaGen(schema_file=RAW_SCHEMA_PATH)
+
+
+def _transform(config: PipelineConfig, example_gen, schema_gen) -> ImageTransform:
     # tf.Transform as the stock component runs it, materializing uncompressed TFRecords
     # (components/transform/materialize.py says why); the id keeps the stock component's name.
-    transform = ImageTransform(
+    return ImageTransform(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
@@ -62,7 +82,10 @@ def create_components(config: PipelineConfig, *, serving_destination=None,
                        "background": list(config.ingest.background)},
         batch_size=config.transform.batch_size,
     ).with_id("Transform")
-    trainer = (trainer_class or tfx.components.Trainer)(
+
+
+def _trainer(config: PipelineConfig, transform, trainer_class, trainer_extra_config: dict | None):
+    return (trainer_class or tfx.components.Trainer)(
         run_fn=RUN_FN,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
@@ -71,13 +94,11 @@ def create_components(config: PipelineConfig, *, serving_destination=None,
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
         custom_config={"train": dataclasses.asdict(config.train), **(trainer_extra_config or {})},
     )
-    latest_blessed = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
+
+
+def _evaluator(config: PipelineConfig, trainer, transform, latest_blessed) -> FidEvaluator:
     ev = config.eval
-    evaluator = FidEvaluator(
+    return FidEvaluator(
         model=trainer.outputs["model"],
         examples=transform.outputs["transformed_examples"],
         baseline_model=latest_blessed.outputs["model"],
@@ -93,16 +114,9 @@ def create_components(config: PipelineConfig, *, serving_destination=None,
         seed=ev.seed,
         weights_uri=ev.weights_uri,
         allow_small_sample=ev.allow_small_sample,
-        cache_dir=os.path.join(config.pipeline_root, FID_STATS_CACHE_DIRNAME),
+        # Under the pipeline root, so every run of this pipeline shares the real-image statistics.
+        cache_dir=os.path.join(config.pipeline_root, fid_constants.DEFAULT_CACHE_SUBDIR),
     )
-    pusher = AtomicPusher(
-        model=trainer.outputs["model"],
-        model_blessing=evaluator.outputs["blessing"],
-        evaluation=evaluator.outputs["evaluation"],
-        push_destination=serving_destination or tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_dir)),
-    )
-    return [example_gen, schema_gen, transform, trainer, latest_blessed, evaluator, pusher]
 
 
 def create_pipeline(config: PipelineConfig, *, metadata_connection_config=None,

@@ -14,7 +14,7 @@ import json
 import os
 from typing import Any
 
-from pipeline.fileio import atomic_write
+from dcgan_common.fileio import atomic_write
 
 #: Most epoch grids shown; evenly spaced epochs are picked beyond this.
 MAX_GRIDS = 12
@@ -69,17 +69,35 @@ def render_html(facts: dict[str, Any], node_times: dict[str, tuple[str, float]])
     Returns:
       A complete HTML document with every image inlined as a data: URI (no external files).
     """
-    from pipeline.summary import format_summary, warning_text
+    from pipeline.summary import format_summary
 
-    out = ["<!doctype html><html><head><meta charset='utf-8'>",
-           f"<title>dcgan-tfx run {html.escape(facts['run_id'])}</title>",
-           "<style>body{font-family:sans-serif;max-width:1000px;margin:2em auto;padding:0 1em}"
-           "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 8px;"
-           "text-align:right}th{background:#f3f3f3}.grids img{margin:2px;image-rendering:pixelated}"
-           ".verdict{font-size:1.4em;font-weight:bold}.blessed{color:#1a7f37}.not-blessed{color:#b42318}"
-           "pre{background:#f7f7f7;padding:.5em;white-space:pre-wrap;overflow-wrap:anywhere}</style></head><body>",
-           f"<h1>dcgan-tfx run <code>{html.escape(facts['run_id'])}</code></h1>"]
+    out = [_page_head(facts["run_id"])]
     # The decision first: it is what a reader opens the report for.
+    out += _decision_section(facts)
+    out.append("<h2>Summary</h2><pre>" + html.escape(format_summary(facts)) + "</pre>")
+    out += _quality_section(facts)
+    out += _training_section(facts)
+    out += _ingestion_section(facts.get("ingestion", {}))
+    out.append("<h2>Components</h2>" + _table(
+        [[n, s, f"{t:.1f}"] for n, (s, t) in node_times.items()], ["component", "state", "seconds"]))
+    out.append("</body></html>")
+    return "".join(out)
+
+
+def _page_head(run_id: str) -> str:
+    return ("<!doctype html><html><head><meta charset='utf-8'>"
+            f"<title>dcgan-tfx run {html.escape(run_id)}</title>"
+            "<style>body{font-family:sans-serif;max-width:1000px;margin:2em auto;padding:0 1em}"
+            "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 8px;"
+            "text-align:right}th{background:#f3f3f3}.grids img{margin:2px;image-rendering:pixelated}"
+            ".verdict{font-size:1.4em;font-weight:bold}.blessed{color:#1a7f37}.not-blessed{color:#b42318}"
+            "pre{background:#f7f7f7;padding:.5em;white-space:pre-wrap;overflow-wrap:anywhere}</style></head><body>"
+            f"<h1>dcgan-tfx run <code>{html.escape(run_id)}</code></h1>")
+
+
+def _decision_section(facts: dict[str, Any]) -> list[str]:
+    """The verdict, its reason and where the model was pushed (or that it was not)."""
+    out = []
     bl = facts.get("blessing", {})
     if bl:
         blessed = bl.get("blessed") == 1
@@ -90,8 +108,12 @@ def render_html(facts: dict[str, Any], node_times: dict[str, tuple[str, float]])
         out.append(f"<p id='push'>Pushed to <code>{html.escape(str(push.get('pushed_destination')))}</code></p>")
     else:
         out.append("<p id='push'>Not pushed.</p>")
-    out.append("<h2>Summary</h2><pre>" + html.escape(format_summary(facts)) + "</pre>")
+    return out
 
+
+def _quality_section(facts: dict[str, Any]) -> list[str]:
+    """The evaluator's metrics table, its small-sample caveat and the real-versus-generated grid."""
+    out = []
     ev = facts.get("evaluation", {})
     if ev.get("metrics"):
         metrics = ev["metrics"]
@@ -110,7 +132,14 @@ def render_html(facts: dict[str, Any], node_times: dict[str, tuple[str, float]])
     samples = os.path.join(facts.get("evaluation_dir", ""), "samples.png")
     if facts.get("evaluation_dir") and os.path.exists(samples):
         out.append("<h3>Real (top rows) versus generated (bottom rows)</h3>" + _img(samples, "real versus generated"))
+    return out
 
+
+def _training_section(facts: dict[str, Any]) -> list[str]:
+    """Loss and D-output curves, the monitors' warnings and at most MAX_GRIDS per-epoch grids."""
+    from pipeline.summary import warning_text
+
+    out = []
     tr = facts.get("training", {})
     history = tr.get("history", [])
     if history:
@@ -130,21 +159,22 @@ def render_html(facts: dict[str, Any], node_times: dict[str, tuple[str, float]])
             f"<figure style='display:inline-block'>{_img(g, os.path.basename(g), 160)}"
             f"<figcaption>{html.escape(os.path.splitext(os.path.basename(g))[0])}</figcaption></figure>"
             for g in picked) + "</div>")
+    return out
 
-    ing = facts.get("ingestion", {})
-    if ing:
-        out.append("<h2>Ingestion</h2>")
-        counts = ing.get("counts_by_status", {})
-        out.append(_table([[k, v] for k, v in sorted(counts.items())], ["status", "files"]))
-        per_cat = ing.get("counts_by_category", {})
-        if per_cat:
-            statuses = sorted({s for c in per_cat.values() for s in c})
-            out.append(_table([[c] + [v.get(s, 0) for s in statuses] for c, v in sorted(per_cat.items())],
-                              ["category"] + statuses))
-    out.append("<h2>Components</h2>" + _table(
-        [[n, s, f"{t:.1f}"] for n, (s, t) in node_times.items()], ["component", "state", "seconds"]))
-    out.append("</body></html>")
-    return "".join(out)
+
+def _ingestion_section(ing: dict[str, Any]) -> list[str]:
+    """Files per status, and per category and status, from the ingestion ledger."""
+    if not ing:
+        return []
+    out = ["<h2>Ingestion</h2>"]
+    counts = ing.get("counts_by_status", {})
+    out.append(_table([[k, v] for k, v in sorted(counts.items())], ["status", "files"]))
+    per_cat = ing.get("counts_by_category", {})
+    if per_cat:
+        statuses = sorted({s for c in per_cat.values() for s in c})
+        out.append(_table([[c] + [v.get(s, 0) for s in statuses] for c, v in sorted(per_cat.items())],
+                          ["category"] + statuses))
+    return out
 
 
 def _fmt(x: Any) -> str:

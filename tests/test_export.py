@@ -7,7 +7,7 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 import keras  # noqa: E402
 
-from trainer import features  # noqa: E402
+from dcgan_common import features  # noqa: E402
 from pipeline.cli import main as cli_main  # noqa: E402
 from trainer.export import (export_generator, generate_images, image_grid, load_generator,  # noqa: E402
                             save_grid_png)

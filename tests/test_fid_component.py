@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from trainer import features
+from dcgan_common import features
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(REPO, "data", "sample")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from components.fid_evaluator import metrics
+from dcgan_common.fid import metrics
 
 
 def scipy_fid(x: np.ndarray, y: np.ndarray) -> float:

@@ -1,4 +1,4 @@
-"""pipeline/fileio.py: atomic_write on local disk, on gs:// (a local gcp-storage-emulator) and ram://."""
+"""dcgan_common/fileio.py: atomic_write on local disk, on gs:// (a local gcp-storage-emulator) and ram://."""
 from __future__ import annotations
 
 import os
@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from pipeline.fileio import atomic_write, read_if_exists
+from dcgan_common.fileio import atomic_write, read_if_exists
 from tests.gcs_emulator import anonymous_client, gcs_server  # noqa: F401  (gcs_server: fixture)
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -95,7 +95,7 @@ def test_local_directory_target_fails_after_writing_and_cleans_up(tmp_path):
 
 
 def test_import_and_local_write_do_not_load_tensorflow_or_gcs(tmp_path):
-    code = ("import sys; from pipeline.fileio import atomic_write; "
+    code = ("import sys; from dcgan_common.fileio import atomic_write; "
             f"atomic_write({str(tmp_path / 'f.bin')!r}, b'1'); "
             "print(sorted(m for m in ('tensorflow', 'google.cloud.storage') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True,

@@ -9,9 +9,10 @@ import time
 
 import pytest
 
-from components.image_example_gen import beam_ingest, storage
+from components.image_example_gen import beam_ingest
 from conftest import build_dirty_crawl
-from pipeline.config import IngestConfig
+from dcgan_common import gcs as gcs_lib
+from dcgan_common.config import IngestConfig
 
 BUCKET = "crawl-bucket"
 
@@ -56,7 +57,7 @@ def test_ingest_from_gcs_matches_local(emulator, tmp_path):
     local = tmp_path / "crawl"
     local.mkdir()
     expected = build_dirty_crawl(str(local))
-    bucket = storage.gcs_client().bucket(BUCKET)
+    bucket = gcs_lib.client().bucket(BUCKET)
     for dirpath, _, files in os.walk(local):
         for name in files:
             path = os.path.join(dirpath, name)
@@ -87,7 +88,7 @@ def test_ingest_from_gcs_matches_local(emulator, tmp_path):
 ])
 def test_missing_gcs_root_is_a_clear_input_error(emulator, tmp_path, capsys, root, message):
     from pipeline import cli
-    storage.gcs_client().bucket(BUCKET).blob("shop/cats/a.jpg").upload_from_string(b"x")
+    gcs_lib.client().bucket(BUCKET).blob("shop/cats/a.jpg").upload_from_string(b"x")
     assert cli.main(["check-data", root, "--report", str(tmp_path / "r.json")]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err

@@ -251,7 +251,7 @@ def test_pusher_publish_dispatches_gs_destinations_to_the_pointer_route(client, 
 def test_fid_weights_from_gs_are_downloaded_once_and_hash_checked(client, tmp_path):
     import hashlib
 
-    from components.fid_evaluator.weights import WeightsError, resolve_weights
+    from dcgan_common.fid.weights import WeightsError, resolve_weights
 
     payload = b"stand-in weights file " * 1000
     sha1 = hashlib.sha1(payload).hexdigest()

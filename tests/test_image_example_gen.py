@@ -12,7 +12,7 @@ import pytest
 
 from components.image_example_gen import cli, component, executor, ledger
 from conftest import SAMPLE_ROOT, encode, photo_array
-from pipeline.config import ConfigError, IngestConfig
+from dcgan_common.config import ConfigError, IngestConfig, section_to_json
 
 
 def _small_crawl(root, with_junk=True):
@@ -31,7 +31,7 @@ def _small_crawl(root, with_junk=True):
 
 
 def test_component_construction_validates_config():
-    c = component.ImageExampleGen(data_root="/data", ingest_config=component.config_json(IngestConfig()))
+    c = component.ImageExampleGen(data_root="/data", ingest_config=section_to_json(IngestConfig()))
     assert set(c.outputs) == {"examples", "ingestion_report"}
     assert c.outputs["ingestion_report"].type_name == "dcgan_tfx.IngestionReport"
     with pytest.raises(ConfigError):
@@ -59,7 +59,7 @@ def test_executor_writes_standard_examples_artifact(tmp_path):
     # min_train_examples=1: 7 photos are far below one training batch.
     cfg = dataclasses.replace(IngestConfig(), max_rejected_fraction=0.5, eval_percent=30, min_train_examples=1)
     executor.Executor().Do({}, {"examples": [examples], "ingestion_report": [report]},
-                           {"data_root": root, "ingest_config": component.config_json(cfg)})
+                           {"data_root": root, "ingest_config": section_to_json(cfg)})
     assert json.loads(examples.split_names) == ["train", "eval"]
     assert examples.get_string_custom_property("payload_format") == "FORMAT_TF_EXAMPLE"
     assert examples.get_string_custom_property("file_format") == "tfrecords_gzip"
@@ -112,7 +112,7 @@ def test_executor_refuses_a_train_split_below_one_batch(tmp_path):
     cfg = dataclasses.replace(IngestConfig(), eval_percent=0)
     with pytest.raises(ledger.IngestionPolicyError, match="only 6 train examples, fewer than min_train_examples 32"):
         executor.Executor().Do({}, {"examples": [examples], "ingestion_report": [report]},
-                               {"data_root": root, "ingest_config": component.config_json(cfg)})
+                               {"data_root": root, "ingest_config": section_to_json(cfg)})
     with open(os.path.join(report.uri, ledger.REPORT_FILENAME)) as f:
         rep = json.load(f)
     assert rep["counts_by_status"]["ingested"] == 6 == len(rep["files"]) and rep["splits"]["train"] == 6
@@ -120,7 +120,7 @@ def test_executor_refuses_a_train_split_below_one_batch(tmp_path):
 
 
 def test_create_components_puts_the_batch_size_in_the_ingest_config():
-    from pipeline.config import EvalConfig, PipelineConfig, TrainConfig
+    from dcgan_common.config import EvalConfig, PipelineConfig, TrainConfig
     from pipeline.pipeline import create_components
 
     def ingest_of(config):
@@ -163,7 +163,7 @@ def test_cached_rerun_ingests_a_changed_crawl_again(tmp_path):
     from tfx import v1 as tfx
 
     from components.image_example_gen import storage
-    from pipeline.config import PipelineConfig
+    from dcgan_common.config import PipelineConfig
     from pipeline.local_runner import crawl_fingerprint
     from pipeline.run_record import open_store
 

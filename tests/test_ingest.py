@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 
 from components.image_example_gen import beam_ingest, ingest, ledger
-from pipeline.config import IngestConfig
+from dcgan_common.config import IngestConfig
 from conftest import encode, exif_rotated_jpeg, photo_array, write
-from trainer import features
+from dcgan_common import features
 
 OPTS = ingest.DecodeOptions()
 
@@ -403,7 +403,7 @@ def test_listing_order_does_not_matter(tmp_path):
 
 # --- minimum train split -------------------------------------------------------------------------
 def test_min_train_examples_resolves_to_one_training_batch():
-    from pipeline.config import ConfigError, TrainConfig
+    from dcgan_common.config import ConfigError, TrainConfig
     assert IngestConfig().min_train_examples == 0
     assert IngestConfig().resolve_min_train_examples().min_train_examples == TrainConfig().batch_size == 32
     assert IngestConfig().resolve_min_train_examples(8).min_train_examples == 8

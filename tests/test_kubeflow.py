@@ -19,7 +19,7 @@ import pytest
 
 from kubeflow import cli as kcli
 from kubeflow.config import DataflowConfig, TrainingConfig, VertexConfig
-from pipeline.config import ConfigError
+from dcgan_common.config import ConfigError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IMAGE = "europe-west4-docker.pkg.dev/dcgan-proj/dcgan/dcgan-tfx:0.1.0"
@@ -92,7 +92,7 @@ def _pusher_task(job) -> str:
 
 
 def test_every_component_is_a_task(specs):
-    from pipeline.config import EvalConfig, PipelineConfig
+    from dcgan_common.config import EvalConfig, PipelineConfig
     from pipeline.pipeline import create_components
 
     node_ids = {n.id for n in create_components(PipelineConfig(eval=EvalConfig(threshold=1.0)))}

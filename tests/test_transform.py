@@ -11,7 +11,8 @@ import pytest
 
 from components.transform import component, executor, materialize
 from conftest import REPO_ROOT, SAMPLE_ROOT
-from trainer import features
+from dcgan_common import features
+from dcgan_common.config import section_to_json
 
 CUSTOM_CONFIG = {"transform": {"aspect": "squash", "image_size": 64}, "background": [255, 255, 255]}
 
@@ -94,8 +95,8 @@ def test_same_examples_and_analyzer_outputs_as_the_stock_transform(tmp_path):
     import tensorflow_transform as tft
     from tfx import v1 as tfx
 
-    from components.image_example_gen.component import ImageExampleGen, config_json
-    from pipeline.config import IngestConfig
+    from components.image_example_gen.component import ImageExampleGen
+    from dcgan_common.config import IngestConfig
     from trainer import preprocessing
 
     root = str(tmp_path / "crawl")
@@ -104,7 +105,7 @@ def test_same_examples_and_analyzer_outputs_as_the_stock_transform(tmp_path):
         for name in sorted(os.listdir(os.path.join(SAMPLE_ROOT, cat)))[:4]:
             shutil.copy(os.path.join(SAMPLE_ROOT, cat, name), os.path.join(root, cat, name))
     cfg = dataclasses.replace(IngestConfig(), eval_percent=30, min_train_examples=1)
-    gen = ImageExampleGen(data_root=root, ingest_config=config_json(cfg))
+    gen = ImageExampleGen(data_root=root, ingest_config=section_to_json(cfg))
     schema = tfx.components.ImportSchemaGen(schema_file=os.path.join(REPO_ROOT, "pipeline", "raw_schema.pbtxt"))
     stock = tfx.components.Transform(
         examples=gen.outputs["examples"], schema=schema.outputs["schema"],
@@ -161,7 +162,7 @@ def test_same_examples_and_analyzer_outputs_as_the_stock_transform(tmp_path):
 def test_pipeline_passes_the_transform_config():
     import dataclasses
 
-    from pipeline.config import ConfigError, EvalConfig, PipelineConfig, TransformConfig
+    from dcgan_common.config import ConfigError, EvalConfig, PipelineConfig, TransformConfig
     from pipeline.pipeline import create_components
 
     config = PipelineConfig(eval=EvalConfig(threshold=50.0),

@@ -11,7 +11,7 @@ Their policy ``color,translation,cutout`` is the one for small image sets; its c
 * ``translation``: per image, an integer shift of up to 1/8 of the side in y and x, zeros shifted in.
 * ``cutout``: per image, one zeroed square of half the side at a random centre (clipped at borders).
 
-Images are float32 NHWC in [-1, 1] (trainer/features.py); outputs are float32 of the same shape,
+Images are float32 NHWC in [-1, 1] (dcgan_common/features.py); outputs are float32 of the same shape,
 *not* clipped (as in the paper: the discriminator sees the augmented values as they are).
 
 Randomness is stateless, keyed on an int32/int64 [2] seed the caller derives from (run seed, step):

@@ -1,7 +1,7 @@
 """Generator SavedModel: export, load, generate, and the sample-grid PNG helper.
 
 The exported SavedModel (``tf.saved_model.save`` of a ``tf.Module``; loading needs TensorFlow only,
-not Keras or this package) has two signatures, keys from ``trainer/features.py``:
+not Keras or this package) has two signatures, keys from ``dcgan_common/features.py``:
 
 * ``serving_default``: {"noise": float32 [N, latent_dim]} -> {"images": float32 [N, 64, 64, 3]}
   in [-1, 1], NHWC (the generator in inference mode).
@@ -18,7 +18,7 @@ import os
 
 import numpy as np
 
-from trainer import features
+from dcgan_common import features
 
 
 def _quantise_tf(images):

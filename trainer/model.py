@@ -1,6 +1,6 @@
 """The seed's DCGAN: generator, discriminator and a ``keras.Model`` whose ``train_step`` trains both.
 
-Layouts are NHWC; images inside the models are float32 in [-1, 1] (``trainer/features.py``).
+Layouts are NHWC; images inside the models are float32 in [-1, 1] (``dcgan_common/features.py``).
 
 Architecture (reverse-engineered from the seed's parameter counts, checked with ``count_params()``):
 
@@ -25,8 +25,9 @@ import math
 import keras
 import tensorflow as tf
 
+from dcgan_common import features
+from dcgan_common.config import LABEL_SMOOTHING_MODES as SMOOTHING_MODES  # one list, checked by both
 from trainer import augment as augment_lib
-from trainer import features
 
 LEAK = 0.2                      # LeakyReLU slope of the seed (and of Radford et al. 2015, DCGAN)
 GEN_BASE = (8, 8, 512)          # the generator's first feature map: 64 = 8 * 2**3
@@ -35,7 +36,6 @@ DISC_FILTERS = (64, 128)        # discriminator Conv2D widths, each halves the s
 EXTRA_DISC_FILTERS = 256        # width of the optional third discriminator block
 UNIFORM_SMOOTHING_SPAN = 0.05   # real targets 1 + 0.05 * U(0, 1): the seed's text
 CONSTANT_REAL_TARGET = 0.9      # the classic one-sided smoothing (Salimans et al. 2016)
-SMOOTHING_MODES = ("uniform", "constant", "none")
 
 
 def build_generator(latent_dim: int = features.LATENT_DIM, batchnorm: bool = False,

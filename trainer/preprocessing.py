@@ -19,7 +19,7 @@ Per element (``tf.map_fn`` over the batch; inputs have variable sizes):
    support is widened by the downscale factor, i.e. the same filter as Pillow's
    ``Image.resize(..., Image.BILINEAR)`` (tests compare the two). FID depends on this choice.
 4. Quantise to the uint8 grid (round, clip to [0, 255]) and scale ``x / 127.5 - 1``: real images
-   then sit exactly on the values ``trainer.features.to_uint8`` maps back to stored uint8 pixels.
+   then sit exactly on the values ``dcgan_common.features.to_uint8`` maps back to stored uint8 pixels.
 
 Analyzers (full pass over the analysed split, all in tf.Transform's first analysis phase):
 per-channel pixel statistics of the transformed images and the category vocabulary
@@ -37,7 +37,7 @@ from typing import Any, Mapping
 
 import tensorflow as tf
 
-from trainer import features
+from dcgan_common import features
 
 ASPECT_SQUASH = "squash"
 ASPECT_CENTER_CROP = "center_crop"
@@ -192,7 +192,7 @@ def preprocessing_fn(inputs: Mapping[str, Any], custom_config: Mapping[str, Any]
     """tf.Transform entry point (stock Transform: ``preprocessing_fn="trainer.preprocessing.preprocessing_fn"``).
 
     Args:
-      inputs: batched raw features (keys from trainer/features.py): image/encoded, image/format
+      inputs: batched raw features (keys from dcgan_common/features.py): image/encoded, image/format
         (string), image/height, image/width, image/class/label (int64), image/class/text (string);
         shape [N] or [N, 1].
       custom_config: see ``parse_custom_config``.

@@ -1,7 +1,7 @@
 """TFX Trainer entry point: unpack ``FnArgs``, build the input pipeline, call ``train.train``.
 
 ``fn_args.custom_config``:
-  * ``"train"``: dict of ``pipeline.config.TrainConfig`` fields (missing ones take defaults).
+  * ``"train"``: dict of ``dcgan_common.config.TrainConfig`` fields (missing ones take defaults).
   * ``"resume"`` (optional, default True): resume from an earlier attempt of the same Trainer
     (sibling ``model_run`` folders with the same fingerprint) when this run dir has no checkpoint.
 
@@ -15,8 +15,8 @@ import hashlib
 import json
 import os
 
-from pipeline.config import TrainConfig, section_from_dict
-from trainer import features
+from dcgan_common.config import TrainConfig, section_from_dict
+from dcgan_common import features
 
 PARSE_BATCH = 256          # serialized examples parsed per parse_example call
 SHUFFLE_BUFFER = 10_000    # images; the demo's and clothing-small's train split fit whole

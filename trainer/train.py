@@ -26,9 +26,9 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from pipeline.config import TrainConfig
-from pipeline.fileio import atomic_write
-from trainer import features
+from dcgan_common.config import TrainConfig
+from dcgan_common.fileio import atomic_write
+from dcgan_common import features
 from trainer.monitors import (FeatureFn, TrainingMonitor, kernel_inception_distance,
                               pixel_features)
 
@@ -190,7 +190,7 @@ def make_step_fn(gan, strategy, update_generator: bool = True, ema: GeneratorEMA
 
 
 def _write_json(path: str, data: dict) -> None:
-    """Write ``data`` as indented JSON atomically (``pipeline.fileio.atomic_write``: local or gs://)."""
+    """Write ``data`` as indented JSON atomically (``dcgan_common.fileio.atomic_write``: local or gs://)."""
     atomic_write(path, json.dumps(data, indent=2, sort_keys=True, default=str).encode())
 
 
@@ -304,7 +304,7 @@ def train(config: TrainConfig, train_ds, model_run_dir: str, serving_model_dir: 
     samples, KID and the best epoch, monitors, TensorBoard, checkpoint, summary), ``_export``.
 
     Args:
-      config: the recipe (pipeline.config.TrainConfig); validated here.
+      config: the recipe (dcgan_common.config.TrainConfig); validated here.
       train_ds: ``tf.data.Dataset`` of float32 [B, 64, 64, 3] batches in [-1, 1] (B = the global
         ``config.batch_size``, full batches only), or a callable ``epoch -> Dataset`` (so each
         epoch's shuffle is reproducible after a resume). Elements may be ``(images, noise)`` with

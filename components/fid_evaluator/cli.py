@@ -33,7 +33,7 @@ def register(subparsers) -> None:
                                           "image folders or exported generators")
     p.add_argument("real", help="image folder or generator SavedModel dir")
     p.add_argument("fake", help="image folder or generator SavedModel dir")
-    from components.fid_evaluator.metrics import list_metrics  # numpy only: --help stays fast
+    from dcgan_common.fid.metrics import list_metrics  # numpy only: --help stays fast
 
     p.add_argument("--metrics", default="fid,kid",
                    help=f"comma-separated metric names, from {', '.join(list_metrics())} "
@@ -73,7 +73,7 @@ def features_command(args) -> int:
       FileNotFoundError: ``images`` does not exist.
       ValueError: ``images`` is empty, not a .npy array, or not uint8 [N, H, W, 3] (exit code 2).
     """
-    from components.fid_evaluator import inception
+    from dcgan_common.fid import inception
 
     # np.load raises EOFError on a zero-byte file; every other malformed .npy gives ValueError.
     if os.path.isfile(args.images) and os.path.getsize(args.images) == 0:
@@ -109,7 +109,8 @@ def load_folder_images(folder: str, limit: int = 0, aspect: str = "squash") -> t
     import tensorflow as tf
 
     from components.image_example_gen import ingest, storage
-    from trainer import features, preprocessing
+    from dcgan_common import features
+    from trainer import preprocessing
 
     listed = sorted((e.relpath, e.kind, e.detail) for e in storage.list_entries(folder)
                     if e.kind != storage.KIND_DIR)
@@ -181,7 +182,8 @@ def _images_from(path: str, num: int, seed: int) -> tuple[np.ndarray, dict]:
 
 def fid_command(args) -> int:
     """Handler of ``fid``: prints JSON {metrics, n_real, n_fake, protocol, ...}; returns 0."""
-    from components.fid_evaluator import extractors, metrics
+    from components.fid_evaluator import extractors
+    from dcgan_common.fid import metrics
 
     names = [m.strip() for m in args.metrics.split(",") if m.strip()]
     for name in names:

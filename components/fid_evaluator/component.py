@@ -50,7 +50,7 @@ from components.fid_evaluator.constants import (  # keys live in constants.py (s
 )
 from components.fid_evaluator.extractors import DEFAULT_EXTRACTOR, list_extractors
 from components.fid_evaluator.gate import check_floors
-from components.fid_evaluator.metrics import get_metric
+from dcgan_common.fid.metrics import get_metric
 
 class FidEvaluatorSpec(ComponentSpec):
     """Inputs, outputs and execution parameters of :class:`FidEvaluator` (keys above)."""

@@ -3,7 +3,7 @@
 One path for real and generated images (architecture.md, "FID protocol"):
 
 * real: transformed examples (gzip TFRecords, feature ``image`` float32 [64, 64, 3] in [-1, 1])
-  read with tf.data, quantised with ``trainer.features.to_uint8``;
+  read with tf.data, quantised with ``dcgan_common.features.to_uint8``;
 * generated: ``sampling.sample_batches`` (the SavedModel's ``serving_default`` on seeded N(0, 1)
   noise float32 [N, latent_dim], output float32 [N, 64, 64, 3] in [-1, 1], quantised with the same
   ``to_uint8``: the images ``dcgan-tfx generate`` writes for the same seed);
@@ -11,7 +11,7 @@ One path for real and generated images (architecture.md, "FID protocol"):
 
 Real-image statistics are cached under ``cache_dir`` keyed by a hash of (examples URI, the split
 files' names and sizes, extractor protocol and hash, max_real); a second evaluation on the same
-data skips real-image feature extraction. Files are written with ``pipeline.fileio.atomic_write``
+data skips real-image feature extraction. Files are written with ``dcgan_common.fileio.atomic_write``
 (temp name, then rename), so a concurrent reader never sees half a file (stylegan2-ada's
 metric_utils does the same).
 """
@@ -31,10 +31,10 @@ from typing import Iterator
 import numpy as np
 
 from components.fid_evaluator import extractors as extractors_lib
-from components.fid_evaluator import metrics as metrics_lib
 from components.fid_evaluator import sampling
-from pipeline.fileio import atomic_write, read_if_exists
-from trainer import features
+from dcgan_common import features
+from dcgan_common.fid import metrics as metrics_lib
+from dcgan_common.fileio import atomic_write, read_if_exists
 
 log = logging.getLogger(__name__)
 
@@ -124,15 +124,15 @@ def list_split_files(examples_uri: str, splits: list[str] | None = None) -> list
     """
     import tensorflow as tf
 
-    present = sorted(d.rstrip("/")[len("Split-"):] for d in tf.io.gfile.listdir(examples_uri)
-                     if d.startswith("Split-"))
+    present = sorted(name for name in map(features.split_name, tf.io.gfile.listdir(examples_uri))
+                     if name is not None)
     wanted = list(splits) if splits else present
     missing = sorted(set(wanted) - set(present))
     if missing:
         raise FileNotFoundError(f"splits {missing} not in {examples_uri} (present: {present})")
     files = []
     for split in wanted:
-        folder = os.path.join(examples_uri, f"Split-{split}")
+        folder = features.split_dir(examples_uri, split)
         for name in sorted(tf.io.gfile.listdir(folder)):
             path = os.path.join(folder, name)
             if not tf.io.gfile.isdir(path):

@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from components.fid_evaluator import protocol
+from dcgan_common.fid import protocol
 
 DEFAULT_EXTRACTOR = "inception"
 
@@ -41,7 +41,7 @@ class Downsample8x8Extractor:
 
 
 def _inception(weights_uri: str, cache_dir: str):
-    from components.fid_evaluator import inception  # lazy: pulls in TF/Keras
+    from dcgan_common.fid import inception  # lazy: pulls in TF/Keras
 
     return inception.InceptionExtractor(weights_uri=weights_uri, cache_dir=cache_dir)
 

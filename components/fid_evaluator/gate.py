@@ -30,14 +30,14 @@ import math
 import os
 from dataclasses import dataclass, field
 
+from dcgan_common.config import FLOORS, check_floors  # noqa: F401  (one validation, re-exported)
+
 VALIDATIONS_FILE = "validations.tfrecord"  # tfx.components.evaluator.constants.VALIDATIONS_TFRECORDS_FILE_NAME
 
 
 #: Condition names (``Failure.condition``; the blessing's ``failed_conditions`` property lists them).
 THRESHOLD_CONDITION = "threshold"          # gate metric finite and <= threshold
 BASELINE_CONDITION = "min_improvement"     # beats the last blessed model by the margin
-#: Floor flags -> (metric key a floor applies to, registered metric that produces it).
-FLOORS = {"min_recall": ("recall", "precision_recall"), "min_coverage": ("coverage", "density_coverage")}
 
 
 @dataclass
@@ -67,34 +67,6 @@ class GateDecision:
     def failed_conditions(self) -> list[str]:
         """Names of the failed conditions, each once, in check order (empty when blessed)."""
         return list(dict.fromkeys(f.condition for f in self.failures))
-
-
-def check_floors(floors: dict[str, float], metrics) -> dict[str, float]:
-    """Validate floor settings against the metrics that will be computed.
-
-    Args:
-      floors: FLOORS key -> floor (0 = off), e.g. {"min_recall": 0.2, "min_coverage": 0.0}.
-      metrics: registered metric names the evaluator computes.
-    Returns:
-      the active floors as {metric key: floor}, e.g. {"recall": 0.2}.
-    Raises:
-      ValueError: unknown floor name, a floor not a finite number in [0, 1] (recall and coverage
-        are shares), or a floor on a metric that is not computed (naming the metric to add).
-    """
-    active = {}
-    for name, floor in floors.items():
-        if name not in FLOORS:
-            raise ValueError(f"unknown floor {name!r}; valid: {sorted(FLOORS)}")
-        if isinstance(floor, bool) or not isinstance(floor, (int, float)) or not (
-                math.isfinite(floor) and 0.0 <= floor <= 1.0):
-            raise ValueError(f"{name} must be a number in [0, 1] (0: off), got {floor!r}")
-        key, producer = FLOORS[name]
-        if floor > 0 and producer not in metrics:
-            raise ValueError(f"{name} needs the {producer!r} metric (it produces {key!r}); "
-                             f"metrics are {list(metrics)}")
-        if floor > 0:
-            active[key] = float(floor)
-    return active
 
 
 def metric_threshold(threshold: float, min_improvement: float = 0.0):

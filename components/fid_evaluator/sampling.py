@@ -11,7 +11,7 @@ first n rows of a draw of ``count`` rows are the draw of n rows: a sample is a p
 sample with the same seed, and splitting the draw into batches of any size changes no image.
 Images: the SavedModel's ``serving_default`` signature ({"noise": float32 [b, latent_dim]} ->
 {"images": float32 [b, 64, 64, 3] in [-1, 1]}), one batch at a time, quantised with
-``trainer.features.to_uint8``. latent_dim is read from the signature, so a generator trained with
+``dcgan_common.features.to_uint8``. latent_dim is read from the signature, so a generator trained with
 another latent size is sampled correctly.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Iterator
 
 import numpy as np
 
-from trainer import features
+from dcgan_common import features
 
 DEFAULT_BATCH = 64
 

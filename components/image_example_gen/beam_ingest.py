@@ -27,7 +27,7 @@ from typing import Any, Iterable, Mapping, NamedTuple
 import apache_beam as beam
 
 from components.image_example_gen import ingest, ledger, storage
-from trainer import features
+from dcgan_common import features
 
 #: Upper bound on examples per output shard. The writer holds one shard in memory, so this
 #: bounds its memory (~500 x the stored image size; ~25 MB for 600x800 JPEGs).
@@ -52,14 +52,9 @@ class Accepted(NamedTuple):
     image: ingest.AcceptedImage
 
 
-def split_dir(examples_uri: str, split: str) -> str:
-    """``<examples_uri>/Split-<split>``: the layout the stock Transform reads."""
-    return storage.join(examples_uri, f"Split-{split}")
-
-
 def shard_path(examples_uri: str, split: str, index: int, count: int) -> str:
     """Path of one gzip TFRecord shard."""
-    return storage.join(split_dir(examples_uri, split),
+    return storage.join(features.split_dir(examples_uri, split),
                         f"{FILE_PREFIX}-{index:05d}-of-{count:05d}{FILE_SUFFIX}")
 
 
@@ -74,7 +69,7 @@ def shard_of(sha_hex: str, count: int) -> int:
 
 
 def make_example(record: Accepted, label: int):
-    """Build the tf.train.Example (keys from trainer/features.py). Imports TensorFlow lazily."""
+    """Build the tf.train.Example (keys from dcgan_common/features.py). Imports TensorFlow lazily."""
     import tensorflow as tf
 
     img = record.image
@@ -293,7 +288,7 @@ def _write_shard_file(examples_uri: str, split: str, index: int, count: int,
     """Write one gzip TFRecord shard holding ``serialized`` (in order; may be empty)."""
     import tensorflow as tf
 
-    tf.io.gfile.makedirs(split_dir(examples_uri, split))
+    tf.io.gfile.makedirs(features.split_dir(examples_uri, split))
     # gzip level 0 (stored deflate blocks): a valid gzip file, as TFX's "tfrecords_gzip"
     # format requires, without deflate's cost (~3.5 ms per 90 KB JPEG; stored images are
     # already compressed JPEG or small raw PNG, so compressing again gains little).
@@ -352,7 +347,7 @@ class IngestImages(beam.PTransform):
 
     Args:
       data_root: local directory or gs://bucket/prefix, laid out ``<category>/<file>``.
-      config: a ``pipeline.config.IngestConfig`` (validated by the caller). ``min_train_examples``
+      config: a ``dcgan_common.config.IngestConfig`` (validated by the caller). ``min_train_examples``
         0 is resolved here to TrainConfig's default batch size (the pipeline has already put its
         own batch size there); the ledger's ``config`` records the resolved value.
       report_uri: where ``ingestion_report.json`` goes (local or gs://).

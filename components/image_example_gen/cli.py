@@ -31,7 +31,7 @@ def register(subparsers) -> None:
     p.add_argument("--max-rejected-fraction", type=float, default=None)
     p.add_argument("--max-pixels", type=int, default=None)
     p.add_argument("--allow-empty-categories", action="store_true")
-    from pipeline.config import TrainConfig  # light (no TF/Beam); only for the default in the help
+    from dcgan_common.config import TrainConfig  # light (no TF/Beam); only for the default in the help
 
     p.add_argument("--min-train-examples", type=int, default=None, metavar="N",
                    help="fail when the train split holds fewer than N images (default, or 0: one "
@@ -45,7 +45,7 @@ def run_check_data(args: argparse.Namespace) -> int:
     import dataclasses
 
     from components.image_example_gen import beam_ingest, ledger
-    from pipeline.config import ConfigError, IngestConfig
+    from dcgan_common.config import ConfigError, IngestConfig
 
     overrides = {k: v for k, v in {
         "eval_percent": args.eval_percent, "max_rejected_fraction": args.max_rejected_fraction,

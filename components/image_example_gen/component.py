@@ -17,20 +17,13 @@ there keep caching off for this component or change the root.
 """
 from __future__ import annotations
 
-import json
-
 from tfx.dsl.components.base import base_beam_component, executor_spec
 from tfx.types import artifact, channel, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
 from components.image_example_gen import executor
-
-# Keys of the spec (used by the executor and by pipeline code).
-DATA_ROOT_KEY = "data_root"
-INGEST_CONFIG_KEY = "ingest_config"
-INPUT_FINGERPRINT_KEY = "input_fingerprint"
-EXAMPLES_KEY = "examples"
-INGESTION_REPORT_KEY = "ingestion_report"
+from components.image_example_gen.constants import (DATA_ROOT_KEY, EXAMPLES_KEY, INGEST_CONFIG_KEY,
+                                                    INGESTION_REPORT_KEY, INPUT_FINGERPRINT_KEY)
 
 
 class IngestionReport(artifact.Artifact):
@@ -64,7 +57,9 @@ class ImageExampleGen(base_beam_component.BaseBeamComponent):
 
     Args:
       data_root: ``/path/to/root`` or ``gs://bucket/prefix``.
-      ingest_config: ``json.dumps(dataclasses.asdict(IngestConfig(...)))``; "" or "{}" for defaults.
+      ingest_config: ``dcgan_common.config.section_to_json(IngestConfig(...))``; "" or "{}" for
+        defaults. Decoded and validated by ``executor.parse_config``, here (to fail at pipeline
+        construction) and in the executor.
       input_fingerprint: ``storage.listing_fingerprint(data_root)``, or "" (see the module docstring).
     Raises:
       ConfigError (a ValueError): the config JSON has unknown fields or invalid values.
@@ -87,9 +82,3 @@ class ImageExampleGen(base_beam_component.BaseBeamComponent):
             ingestion_report=channel.Channel(type=IngestionReport),
         )
         super().__init__(spec=spec)
-
-
-def config_json(config) -> str:
-    """IngestConfig → the JSON string ImageExampleGen takes."""
-    import dataclasses
-    return json.dumps(dataclasses.asdict(config), sort_keys=True)

@@ -14,12 +14,9 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 
 from components.image_example_gen import beam_ingest, ledger, storage
-
-# Repeated here (not imported from component.py) to avoid an import cycle.
-_DATA_ROOT_KEY = "data_root"
-_INGEST_CONFIG_KEY = "ingest_config"
-_EXAMPLES_KEY = "examples"
-_INGESTION_REPORT_KEY = "ingestion_report"
+from components.image_example_gen.constants import (DATA_ROOT_KEY, EXAMPLES_KEY, INGEST_CONFIG_KEY,
+                                                    INGESTION_REPORT_KEY)
+from dcgan_common.config import IngestConfig, decode_section
 
 #: TFX's ExampleGen custom property names and values (tfx/components/example_gen/utils.py,
 #: tfx/components/util/examples_utils.py): what the stock Transform looks for.
@@ -29,17 +26,12 @@ FILE_FORMAT_VALUE = "tfrecords_gzip"
 
 
 def parse_config(ingest_config_json: str):
-    """JSON (possibly "" or "{}") → a validated ``pipeline.config.IngestConfig``.
+    """JSON (possibly "" or "{}") → a validated ``dcgan_common.config.IngestConfig``.
 
     Raises:
-      ConfigError: unknown fields or invalid values; ValueError: not JSON.
+      ConfigError (a ValueError): not JSON, unknown fields or invalid values.
     """
-    from pipeline.config import IngestConfig, section_from_dict
-
-    data = json.loads(ingest_config_json) if ingest_config_json else {}
-    config = section_from_dict(IngestConfig, data)
-    config.validate()
-    return config
+    return decode_section(IngestConfig, ingest_config_json)
 
 
 class Executor(base_beam_executor.BaseBeamExecutor):
@@ -53,10 +45,10 @@ class Executor(base_beam_executor.BaseBeamExecutor):
           IngestionPolicyError: after everything (ledger included) is written, when the policy fails.
         """
         self._log_startup(input_dict, output_dict, exec_properties)
-        config = parse_config(exec_properties.get(_INGEST_CONFIG_KEY, ""))
-        data_root = exec_properties[_DATA_ROOT_KEY]
-        examples = artifact_utils.get_single_instance(output_dict[_EXAMPLES_KEY])
-        report_artifact = artifact_utils.get_single_instance(output_dict[_INGESTION_REPORT_KEY])
+        config = parse_config(exec_properties.get(INGEST_CONFIG_KEY, ""))
+        data_root = exec_properties[DATA_ROOT_KEY]
+        examples = artifact_utils.get_single_instance(output_dict[EXAMPLES_KEY])
+        report_artifact = artifact_utils.get_single_instance(output_dict[INGESTION_REPORT_KEY])
         report_uri = os.path.join(report_artifact.uri, ledger.REPORT_FILENAME)
 
         with self._make_beam_pipeline() as pipeline:

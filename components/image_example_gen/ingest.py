@@ -37,7 +37,7 @@ from typing import Optional
 import numpy as np
 from PIL import Image, ImageFile, ImageOps
 
-from trainer import features
+from dcgan_common import features
 
 # --- ledger vocabulary -------------------------------------------------------------------------
 STATUS_INGESTED = "ingested"
@@ -140,7 +140,7 @@ class DecodeOptions:
 
     @classmethod
     def from_config(cls, config) -> "DecodeOptions":
-        """From a ``pipeline.config.IngestConfig`` (duck-typed: any object with those fields)."""
+        """From a ``dcgan_common.config.IngestConfig`` (duck-typed: any object with those fields)."""
         return cls(max_pixels=int(config.max_pixels), background=tuple(int(c) for c in config.background),
                    min_side=int(getattr(config, "min_side", 8)),
                    store_min_side=int(getattr(config, "jpeg_store_min_side", features.IMAGE_SIZE)))

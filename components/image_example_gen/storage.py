@@ -1,8 +1,7 @@
 """Listing and reading a data root on local disk or ``gs://bucket/prefix``.
 
-gs:// goes through google-cloud-storage, not ``tf.io.gfile``: the client honours
-``STORAGE_EMULATOR_HOST`` (tests run a local gcp-storage-emulator), gfile does not reach it
-(shared/notes/platform.md). Credentials come from the environment (ADC), never from arguments.
+gs:// goes through :mod:`dcgan_common.gcs` (google-cloud-storage, not ``tf.io.gfile``: see there
+for why). Credentials come from the environment (ADC), never from arguments.
 """
 from __future__ import annotations
 
@@ -10,9 +9,9 @@ import os
 import stat
 from typing import Iterator, NamedTuple
 
-from pipeline.fileio import atomic_write
-
-GCS_SCHEME = "gs://"
+from dcgan_common import gcs
+from dcgan_common.fileio import atomic_write
+from dcgan_common.gcs import is_gcs, parse_gcs
 
 
 #: ListedEntry kinds.
@@ -41,32 +40,6 @@ class ListedEntry(NamedTuple):
 class NotRegularFileError(OSError):
     """A path that is not a regular file (named pipe, socket, device): never read, since reading
     a FIFO blocks forever and a device may never end."""
-
-
-def is_gcs(uri: str) -> bool:
-    """True for ``gs://`` URIs."""
-    return uri.startswith(GCS_SCHEME)
-
-
-def parse_gcs(uri: str) -> tuple[str, str]:
-    """``gs://bucket/a/b/`` → ``("bucket", "a/b")`` (prefix without surrounding slashes).
-
-    Raises:
-      ValueError: not a gs:// URI or no bucket name.
-    """
-    if not is_gcs(uri):
-        raise ValueError(f"not a gs:// URI: {uri!r}")
-    rest = uri[len(GCS_SCHEME):]
-    bucket, _, prefix = rest.partition("/")
-    if not bucket:
-        raise ValueError(f"gs:// URI without a bucket: {uri!r}")
-    return bucket, prefix.strip("/")
-
-
-def gcs_client():
-    """A google-cloud-storage client (anonymous against an emulator, ADC otherwise)."""
-    from google.cloud import storage  # lazy: only gs:// users pay for the import
-    return storage.Client()
 
 
 def list_entries(root: str) -> Iterator[ListedEntry]:
@@ -171,7 +144,7 @@ def check_root(root: str) -> None:
 
     bucket, prefix = parse_gcs(root)
     try:
-        found = list(gcs_client().list_blobs(bucket, prefix=(prefix + "/") if prefix else None,
+        found = list(gcs.client().list_blobs(bucket, prefix=(prefix + "/") if prefix else None,
                                              max_results=1))
     except gcs_errors.NotFound as exc:
         raise FileNotFoundError(f"data root {root!r}: bucket {bucket!r} does not exist") from exc
@@ -195,7 +168,7 @@ def listing_fingerprint(root: str) -> str:
     digest = hashlib.sha256()
     if is_gcs(root):
         bucket, prefix = parse_gcs(root)
-        blobs = gcs_client().list_blobs(bucket, prefix=(prefix + "/") if prefix else None)
+        blobs = gcs.client().list_blobs(bucket, prefix=(prefix + "/") if prefix else None)
         rows = sorted(f"{b.name}\0{b.size}\0{b.generation}" for b in blobs)
     else:
         rows = []
@@ -214,7 +187,7 @@ def listing_fingerprint(root: str) -> str:
 
 def _list_gcs(root: str) -> Iterator[ListedEntry]:
     bucket, prefix = parse_gcs(root)
-    client = gcs_client()
+    client = gcs.client()
     list_prefix = prefix + "/" if prefix else ""
     top_dirs: set[str] = set()
     for blob in client.list_blobs(bucket, prefix=list_prefix or None):
@@ -252,7 +225,7 @@ class Reader:
         self._prefix = ""
         if is_gcs(root):
             bucket, self._prefix = parse_gcs(root)
-            self._bucket = gcs_client().bucket(bucket)
+            self._bucket = gcs.client().bucket(bucket)
 
     def read(self, relpath: str) -> bytes:
         if self._bucket is not None:
@@ -284,7 +257,7 @@ def _file_kind(mode: int) -> str:
 def write_bytes(uri: str, data: bytes) -> None:
     """Write ``data`` to a local path or a gs:// object atomically: the ingestion ledger's writer.
 
-    A thin alias of :func:`pipeline.fileio.atomic_write` (see there for behaviour and errors).
+    A thin alias of :func:`dcgan_common.fileio.atomic_write` (see there for behaviour and errors).
     """
     atomic_write(uri, data)
 
@@ -292,7 +265,6 @@ def write_bytes(uri: str, data: bytes) -> None:
 def read_bytes(uri: str) -> bytes:
     """Read a local path or a gs:// object."""
     if is_gcs(uri):
-        bucket, name = parse_gcs(uri)
-        return gcs_client().bucket(bucket).blob(name).download_as_bytes()
+        return gcs.read_object(uri)
     with open(uri, "rb") as f:
         return f.read()

@@ -43,7 +43,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from components.pusher.publish import PublishError, file_hashes  # one error type, one file hash
+from components.pusher.base import PublishError, file_hashes
+from dcgan_common import gcs
+from dcgan_common.gcs import is_gcs, parse_gcs
 
 log = logging.getLogger(__name__)
 
@@ -58,31 +60,12 @@ class PublishConflictError(PublishError):
     """Another publisher moved the pointer while this one was uploading; this version is not live."""
 
 
-def parse_gs_uri(uri: str) -> tuple[str, str]:
-    """Split ``gs://bucket/some/prefix`` into ``("bucket", "some/prefix")`` (no trailing slash).
-
-    Raises:
-      ValueError: not a ``gs://`` URI, or no bucket name.
-    """
-    if not isinstance(uri, str) or not uri.startswith("gs://"):
-        raise ValueError(f"expected a gs://bucket/prefix URI, got {uri!r}")
-    bucket, _, prefix = uri[len("gs://"):].partition("/")
-    if not bucket:
-        raise ValueError(f"no bucket name in {uri!r}")
-    return bucket, prefix.strip("/")
-
-
 def _join(*parts: str) -> str:
     return "/".join(p.strip("/") for p in parts if p and p.strip("/"))
 
 
 def _default_client(client):
-    if client is not None:
-        return client
-    from google.cloud import storage  # imported lazily: pipeline code may never push to gs://
-
-    # With STORAGE_EMULATOR_HOST set the client uses anonymous credentials by itself.
-    return storage.Client()
+    return client if client is not None else gcs.client()
 
 
 def new_version_id(now: datetime.datetime | None = None) -> str:
@@ -122,7 +105,7 @@ def read_pointer(gs_dest: str, *, client=None) -> dict[str, Any] | None:
     Raises:
       ValueError: bad URI, or the pointer is not in this module's format.
     """
-    bucket_name, prefix = parse_gs_uri(gs_dest)
+    bucket_name, prefix = parse_gcs(gs_dest)
     client = _default_client(client)
     blob = client.bucket(bucket_name).get_blob(_join(prefix, POINTER_NAME))
     if blob is None:
@@ -157,7 +140,7 @@ def _gs_files(source: str, client) -> tuple[list[tuple[str, Any]], list[str]]:
     Raises:
       ValueError: nothing under the prefix.
     """
-    bucket_name, prefix = parse_gs_uri(source)
+    bucket_name, prefix = parse_gcs(source)
     base = prefix + "/" if prefix else ""
     files, empty_dirs = [], []
     for blob in client.list_blobs(bucket_name, prefix=base):
@@ -209,9 +192,50 @@ def publish_model_dir(local_dir: str, gs_dest: str, metadata: dict[str, Any] | N
       Exception: any upload error, re-raised after the partial version was (best-effort) deleted;
         the pointer is untouched in every failure case.
     """
-    bucket_name, prefix = parse_gs_uri(gs_dest)
-    source_is_gs = local_dir.startswith("gs://")
-    if not source_is_gs and not os.path.isdir(local_dir):
+    bucket_name, prefix = parse_gcs(gs_dest)
+    metadata, version = _checked_metadata_and_version(local_dir, metadata, version)
+    client = _default_client(client)
+    sources, empty_dirs = _publish_sources(local_dir, client, extra_files)
+
+    bucket = client.bucket(bucket_name)
+    before = read_pointer(gs_dest, client=client)
+    before_generation = before["generation"] if before else 0
+    version_prefix = _join(prefix, VERSIONS_DIRNAME, version)
+    version_uri = f"gs://{bucket_name}/{version_prefix}"
+    uploaded = []
+    try:
+        entries = _copy_sources(sources, bucket, version_prefix, uploaded, on_progress)
+        published_at = datetime.datetime.now(datetime.timezone.utc).isoformat()
+        manifest = {"format": FORMAT, "version": version, "files": entries, "empty_dirs": empty_dirs,
+                    "metadata": metadata, "created_at": published_at, "source": local_dir}
+        uploaded.append(_upload_json(bucket.blob(_join(version_prefix, MANIFEST_NAME)), manifest, 0))
+
+        current = read_pointer(gs_dest, client=client)
+        current_generation = current["generation"] if current else 0
+        if current_generation != before_generation:
+            raise PublishConflictError(
+                f"the pointer under {gs_dest} moved to {current and current.get('version')} while "
+                f"{version} was uploading; {version} was not made live")
+        pointer = {"format": FORMAT, "version": version, "uri": version_uri,
+                   "manifest": f"{version_uri}/{MANIFEST_NAME}", "published_at": published_at,
+                   "previous_version": before["version"] if before else None, "metadata": metadata}
+        _flip_pointer(bucket.blob(_join(prefix, POINTER_NAME)), pointer, before_generation, gs_dest)
+    except BaseException:
+        _delete_quietly(uploaded)
+        raise
+    log.info("published %d files as %s (previous: %s)", len(sources), version_uri,
+             before["version"] if before else None)
+    return version_uri
+
+
+def _checked_metadata_and_version(local_dir: str, metadata: dict[str, Any] | None,
+                                  version: str | None) -> tuple[dict[str, Any], str]:
+    """The metadata (a copy) and the version name, after the checks :func:`publish_model_dir` lists.
+
+    Raises:
+      ValueError: a local source that is not a directory, unserialisable metadata, a bad version.
+    """
+    if not is_gcs(local_dir) and not os.path.isdir(local_dir):
         raise ValueError(f"not a directory: {local_dir}")
     metadata = dict(metadata or {})
     try:
@@ -221,9 +245,18 @@ def publish_model_dir(local_dir: str, gs_dest: str, metadata: dict[str, Any] | N
     version = version or new_version_id()
     if "/" in version or version in ("", ".", ".."):
         raise ValueError(f"bad version name {version!r}")
-    client = _default_client(client)
-    # (relative path, local path or None, source blob or None)
-    if source_is_gs:
+    return metadata, version
+
+
+def _publish_sources(local_dir: str, client, extra_files: dict[str, str] | None):
+    """(sources, empty dirs): sources are (relative path, local path or None, source blob or None),
+    the model files first, then the extra files.
+
+    Raises:
+      ValueError: no files, a non-regular file, or an extra file that is badly named, clashes with
+        a model file or does not exist.
+    """
+    if is_gcs(local_dir):
         gs_files, empty_dirs = _gs_files(local_dir, client)
         sources = [(rel, None, blob) for rel, blob in gs_files]
     else:
@@ -238,73 +271,70 @@ def publish_model_dir(local_dir: str, gs_dest: str, metadata: dict[str, Any] | N
         if not os.path.isfile(path):
             raise ValueError(f"extra file {name!r}: {path} is not a file")
         sources.append((name, path, None))
+    return sources, empty_dirs
 
-    bucket = client.bucket(bucket_name)
-    before = read_pointer(gs_dest, client=client)
-    before_generation = before["generation"] if before else 0
-    version_prefix = _join(prefix, VERSIONS_DIRNAME, version)
-    version_uri = f"gs://{bucket_name}/{version_prefix}"
-    uploaded = []
+
+def _copy_sources(sources, bucket, version_prefix: str, uploaded: list,
+                  on_progress: Callable[[str, int, int], None] | None) -> list[dict[str, Any]]:
+    """Write every source once under ``version_prefix`` (upload or server-side copy, write-once),
+    checking each stored MD5 against the source's; returns the manifest entries.
+
+    Each written blob is appended to ``uploaded`` as soon as it exists, so the caller can delete a
+    partial version whatever fails next.
+    Raises:
+      PublishError: a stored copy's MD5 differs from the source's.
+    """
+    entries = []
+    for i, (rel, path, src_blob) in enumerate(sources, start=1):
+        name = _join(version_prefix, rel)
+        if src_blob is None:
+            sha256, md5 = file_hashes(path)
+            blob = bucket.blob(name)
+            blob.upload_from_filename(path, if_generation_match=0)
+            entry = {"path": rel, "size": os.path.getsize(path), "sha256": sha256, "md5": md5}
+        else:
+            md5 = src_blob.md5_hash
+            blob = src_blob.bucket.copy_blob(src_blob, bucket, name, if_generation_match=0)
+            entry = {"path": rel, "size": int(src_blob.size), "md5": md5}
+        uploaded.append(blob)
+        if md5 is not None and blob.md5_hash is not None and blob.md5_hash != md5:
+            raise PublishError(f"checksum mismatch after copying {rel}: "
+                               f"source md5 {md5}, stored {blob.md5_hash}")
+        entries.append(entry)
+        if on_progress is not None:
+            on_progress(rel, i, len(sources))
+    return entries
+
+
+def _upload_json(blob, data: dict[str, Any], if_generation_match: int):
+    """Upload ``data`` as indented JSON under a generation precondition; returns the blob."""
+    blob.upload_from_string(json.dumps(data, indent=2, sort_keys=True),
+                            content_type="application/json", if_generation_match=if_generation_match)
+    return blob
+
+
+def _flip_pointer(pointer_blob, pointer: dict[str, Any], before_generation: int, gs_dest: str) -> None:
+    """Write the pointer only if it still has the generation seen at the start (0: absent).
+
+    ``Cache-Control: no-store`` so that no cache serves a stale pointer.
+    Raises:
+      PublishConflictError: Cloud Storage refused the precondition (another publisher won).
+    """
+    pointer_blob.cache_control = "no-store"
     try:
-        entries = []
-        for i, (rel, path, src_blob) in enumerate(sources, start=1):
-            name = _join(version_prefix, rel)
-            if src_blob is None:
-                sha256, md5 = file_hashes(path)
-                blob = bucket.blob(name)
-                blob.upload_from_filename(path, if_generation_match=0)
-                entry = {"path": rel, "size": os.path.getsize(path), "sha256": sha256, "md5": md5}
-            else:
-                md5 = src_blob.md5_hash
-                blob = src_blob.bucket.copy_blob(src_blob, bucket, name, if_generation_match=0)
-                entry = {"path": rel, "size": int(src_blob.size), "md5": md5}
-            uploaded.append(blob)
-            if md5 is not None and blob.md5_hash is not None and blob.md5_hash != md5:
-                raise PublishError(f"checksum mismatch after copying {rel}: "
-                                   f"source md5 {md5}, stored {blob.md5_hash}")
-            entries.append(entry)
-            if on_progress is not None:
-                on_progress(rel, i, len(sources))
-        published_at = datetime.datetime.now(datetime.timezone.utc).isoformat()
-        manifest = {"format": FORMAT, "version": version, "files": entries, "empty_dirs": empty_dirs,
-                    "metadata": metadata, "created_at": published_at, "source": local_dir}
-        manifest_blob = bucket.blob(_join(version_prefix, MANIFEST_NAME))
-        manifest_blob.upload_from_string(json.dumps(manifest, indent=2, sort_keys=True),
-                                         content_type="application/json", if_generation_match=0)
-        uploaded.append(manifest_blob)
-
-        current = read_pointer(gs_dest, client=client)
-        current_generation = current["generation"] if current else 0
-        if current_generation != before_generation:
+        _upload_json(pointer_blob, pointer, before_generation)
+    except Exception as e:
+        from google.api_core import exceptions as gexc
+        if isinstance(e, gexc.PreconditionFailed):
             raise PublishConflictError(
-                f"the pointer under {gs_dest} moved to {current and current.get('version')} while "
-                f"{version} was uploading; {version} was not made live")
-        pointer = {"format": FORMAT, "version": version, "uri": version_uri,
-                   "manifest": f"{version_uri}/{MANIFEST_NAME}", "published_at": published_at,
-                   "previous_version": before["version"] if before else None, "metadata": metadata}
-        pointer_blob = bucket.blob(_join(prefix, POINTER_NAME))
-        pointer_blob.cache_control = "no-store"
-        try:
-            pointer_blob.upload_from_string(json.dumps(pointer, indent=2, sort_keys=True),
-                                            content_type="application/json",
-                                            if_generation_match=before_generation)
-        except Exception as e:
-            from google.api_core import exceptions as gexc
-            if isinstance(e, gexc.PreconditionFailed):
-                raise PublishConflictError(
-                    f"the pointer under {gs_dest} changed during publish; {version} was not made live") from e
-            raise
-    except BaseException:
-        _delete_quietly(uploaded)
+                f"the pointer under {gs_dest} changed during publish; {pointer['version']} was not "
+                "made live") from e
         raise
-    log.info("published %d files as %s (previous: %s)", len(sources), version_uri,
-             before["version"] if before else None)
-    return version_uri
 
 
 def _candidate_files(model_dir: str, client) -> dict[str, tuple[int, Any]]:
     """{relative path: (size, local path or source blob)} of a local or gs:// model directory."""
-    if model_dir.startswith("gs://"):
+    if is_gcs(model_dir):
         files, _ = _gs_files(model_dir, client)
         return {rel: (int(blob.size), blob) for rel, blob in files}
     files, _ = _local_files(model_dir)
@@ -374,7 +404,7 @@ def read_manifest(version_uri: str, *, client=None) -> dict[str, Any]:
       LookupError: the version has no manifest (never published, or a failed upload).
       ValueError: bad URI or unknown manifest format.
     """
-    bucket_name, version_prefix = parse_gs_uri(version_uri)
+    bucket_name, version_prefix = parse_gcs(version_uri)
     client = _default_client(client)
     blob = client.bucket(bucket_name).get_blob(_join(version_prefix, MANIFEST_NAME))
     if blob is None:
@@ -398,7 +428,7 @@ def download_version(version_uri: str, local_dir: str, *, client=None) -> str:
     """
     from google.api_core import exceptions as gexc
 
-    bucket_name, version_prefix = parse_gs_uri(version_uri)
+    bucket_name, version_prefix = parse_gcs(version_uri)
     client = _default_client(client)
     bucket = client.bucket(bucket_name)
     manifest = read_manifest(version_uri, client=client)

@@ -17,8 +17,6 @@ Pusher can record that version instead of writing a duplicate.
 """
 from __future__ import annotations
 
-import base64
-import hashlib
 import logging
 import os
 import shutil
@@ -26,13 +24,10 @@ import time
 import uuid
 from collections.abc import Iterable
 
+from components.pusher.base import PublishError, file_hashes  # re-exported: callers catch publish.PublishError
+from dcgan_common.gcs import is_gcs
+
 log = logging.getLogger(__name__)
-
-_READ_CHUNK = 1 << 20  # bytes per read when hashing
-
-
-class PublishError(RuntimeError):
-    """The destination cannot be written (unsupported scheme, or the copy failed)."""
 
 
 def next_version(base_directory: str, now: float | None = None) -> str:
@@ -90,7 +85,7 @@ def publish(model_dir: str, base_directory: str, extra_files: dict[str, str] | N
       PublishError: an unsupported URL scheme, or the copy failed.
       gcs_publish.PublishConflictError: another publisher moved the gs:// pointer meanwhile.
     """
-    if base_directory.startswith("gs://"):
+    if is_gcs(base_directory):
         from components.pusher import gcs_publish
 
         uri = gcs_publish.publish_model_dir(model_dir, base_directory, extra_files=extra_files)
@@ -127,17 +122,6 @@ def file_digests(model_dir: str, skip: Iterable[str] = ()) -> dict[str, str]:
     return digests
 
 
-def file_hashes(path: str) -> tuple[str, str]:
-    """(sha256 hex, md5 base64) of a local file, read in 1 MiB chunks; md5 in base64 is what Cloud
-    Storage reports for an object (gcs_publish's manifests record both)."""
-    sha, md5 = hashlib.sha256(), hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(_READ_CHUNK), b""):
-            sha.update(chunk)
-            md5.update(chunk)
-    return sha.hexdigest(), base64.b64encode(md5.digest()).decode("ascii")
-
-
 def live_local_version(base_directory: str) -> str | None:
     """The version TF Serving serves from a local base directory: the highest integer folder.
 
@@ -170,7 +154,7 @@ def find_live_copy(model_dir: str, base_directory: str,
       normal publish follows).
     """
     skip = tuple(skip)
-    if base_directory.startswith("gs://"):
+    if is_gcs(base_directory):
         from components.pusher import gcs_publish
 
         return gcs_publish.find_live_copy(model_dir, base_directory, skip)

@@ -22,14 +22,9 @@ from tfx.types import channel, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
 from components.transform import executor, materialize
-
-EXAMPLES_KEY = "examples"
-SCHEMA_KEY = "schema"
-TRANSFORM_GRAPH_KEY = "transform_graph"
-TRANSFORMED_EXAMPLES_KEY = "transformed_examples"
-PREPROCESSING_FN_KEY = "preprocessing_fn"
-CUSTOM_CONFIG_KEY = "custom_config"
-BATCH_SIZE_KEY = "batch_size"
+from components.transform.constants import (BATCH_SIZE_KEY, CUSTOM_CONFIG_KEY, EXAMPLES_KEY,
+                                            PREPROCESSING_FN_KEY, SCHEMA_KEY, TRANSFORM_GRAPH_KEY,
+                                            TRANSFORMED_EXAMPLES_KEY)
 
 
 class ImageTransformSpec(ComponentSpec):

@@ -18,15 +18,9 @@ from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
 from components.transform import materialize
-
-# Repeated here (not imported from component.py) to avoid an import cycle.
-_EXAMPLES_KEY = "examples"
-_SCHEMA_KEY = "schema"
-_TRANSFORM_GRAPH_KEY = "transform_graph"
-_TRANSFORMED_EXAMPLES_KEY = "transformed_examples"
-_PREPROCESSING_FN_KEY = "preprocessing_fn"
-_CUSTOM_CONFIG_KEY = "custom_config"
-_BATCH_SIZE_KEY = "batch_size"
+from components.transform.constants import (BATCH_SIZE_KEY, CUSTOM_CONFIG_KEY, EXAMPLES_KEY,
+                                            PREPROCESSING_FN_KEY, SCHEMA_KEY, TRANSFORM_GRAPH_KEY,
+                                            TRANSFORMED_EXAMPLES_KEY)
 _TEMP_DIRNAME = ".temp_path"
 
 
@@ -56,22 +50,22 @@ class Executor(base_beam_executor.BaseBeamExecutor):
           ValueError: the input Examples has no ``train`` split (the analyzers need it).
         """
         self._log_startup(input_dict, output_dict, exec_properties)
-        examples = artifact_utils.get_single_instance(input_dict[_EXAMPLES_KEY])
+        examples = artifact_utils.get_single_instance(input_dict[EXAMPLES_KEY])
         schema_path = io_utils.get_only_uri_in_dir(
-            artifact_utils.get_single_uri(input_dict[_SCHEMA_KEY]))
-        graph_uri = artifact_utils.get_single_uri(output_dict[_TRANSFORM_GRAPH_KEY])
-        transformed = artifact_utils.get_single_instance(output_dict[_TRANSFORMED_EXAMPLES_KEY])
+            artifact_utils.get_single_uri(input_dict[SCHEMA_KEY]))
+        graph_uri = artifact_utils.get_single_uri(output_dict[TRANSFORM_GRAPH_KEY])
+        transformed = artifact_utils.get_single_instance(output_dict[TRANSFORMED_EXAMPLES_KEY])
         splits = artifact_utils.decode_split_names(examples.split_names)
         if "train" not in splits:
             raise ValueError(f"the input Examples {examples.uri} has no 'train' split (has {splits})")
-        custom_config = json.loads(exec_properties.get(_CUSTOM_CONFIG_KEY) or "{}")
-        fn = load_preprocessing_fn(exec_properties[_PREPROCESSING_FN_KEY], custom_config)
+        custom_config = json.loads(exec_properties.get(CUSTOM_CONFIG_KEY) or "{}")
+        fn = load_preprocessing_fn(exec_properties[PREPROCESSING_FN_KEY], custom_config)
         temp_dir = os.path.join(graph_uri, _TEMP_DIRNAME)
 
         counts = materialize.analyze_and_transform(
             examples.uri, splits, schema_path, fn, graph_uri, transformed.uri, temp_dir,
             make_pipeline=self._make_beam_pipeline, analyze_splits=["train"],
-            batch_size=int(exec_properties.get(_BATCH_SIZE_KEY) or materialize.DEFAULT_BATCH_SIZE))
+            batch_size=int(exec_properties.get(BATCH_SIZE_KEY) or materialize.DEFAULT_BATCH_SIZE))
         io_utils.delete_dir(temp_dir)
 
         transformed.split_names = artifact_utils.encode_split_names(list(splits))

@@ -8,7 +8,7 @@ photos, more than decoding the JPEG, and un-gzipping it again capped the Trainer
 Here the same tf.Transform calls run (``AnalyzeDataset`` on the analyze splits,
 ``TransformDataset`` on every split, ``WriteTransformFn``) and the examples are written as plain
 TFRecords (``.tfrecord``). Readers choose the compression from the file suffix
-(``trainer.features.tfrecord_compression``), so gzip files from the stock component still read.
+(``dcgan_common.features.tfrecord_compression``), so gzip files from the stock component still read.
 
 Layout written (the same as the stock component's, so ``tft.TFTransformOutput`` and the Trainer's
 ``fn_args`` work unchanged):
@@ -23,6 +23,8 @@ from typing import Callable, Sequence
 
 import apache_beam as beam
 
+from dcgan_common import features
+
 logger = logging.getLogger(__name__)
 
 #: File prefix and suffix of the materialized examples (the stock prefix; no compression).
@@ -33,11 +35,6 @@ EXAMPLES_SUFFIX = ".tfrecord"
 #: at ~20 MB per batch in flight whatever the size of the crawl.
 DEFAULT_BATCH_SIZE = 256
 COUNTER_NAMESPACE = "dcgan_tfx.transform"
-
-
-def split_dir(uri: str, split: str) -> str:
-    """``<uri>/Split-<split>``: the TFX layout of one split of an Examples artifact."""
-    return os.path.join(uri, f"Split-{split}")
 
 
 def analyze_and_transform(examples_uri: str, splits: Sequence[str], schema_path: str,
@@ -69,12 +66,31 @@ def analyze_and_transform(examples_uri: str, splits: Sequence[str], schema_path:
       Errors of the preprocessing_fn itself surface from Beam as raised there.
     """
     import tensorflow_transform.beam as tft_beam
-    from tfx_bsl.public import tfxio
-    import tensorflow as tf
-    from google.protobuf import text_format
-    from tensorflow_metadata.proto.v0 import schema_pb2
 
     splits = list(splits)
+    _check_arguments(splits, analyze_splits, batch_size)
+    patterns = _split_patterns(examples_uri, splits)
+    schema = _read_schema(schema_path)
+
+    pipeline = make_pipeline()
+    with tft_beam.Context(temp_dir=temp_dir, desired_batch_size=batch_size,
+                          use_deep_copy_optimization=True):
+        raw, adapter_config = _read_splits(pipeline, patterns, schema, batch_size)
+        analyze_data = ([raw[s] for s in analyze_splits]
+                        | "FlattenAnalyzeSplits" >> beam.Flatten(pipeline=pipeline))
+        transform_fn = (analyze_data, adapter_config) | "Analyze" >> tft_beam.AnalyzeDataset(preprocessing_fn)
+        _ = transform_fn | "WriteTransformFn" >> tft_beam.WriteTransformFn(transform_graph_uri)
+        for split in splits:
+            _transform_and_write(raw[split], adapter_config, transform_fn, split, transformed_examples_uri)
+    result = pipeline.run()
+    result.wait_until_finish()
+    counts = {split: _counter_value(result, f"examples_{split}") for split in splits}
+    logger.info("Transform wrote %s examples (uncompressed TFRecords)", counts)
+    return counts
+
+
+def _check_arguments(splits: list[str], analyze_splits: Sequence[str], batch_size: int) -> None:
+    """Raises ValueError: no splits, analyze splits empty or not among them, or batch_size < 1."""
     if not splits:
         raise ValueError("no splits to transform")
     missing = [s for s in analyze_splits if s not in splits]
@@ -82,42 +98,57 @@ def analyze_and_transform(examples_uri: str, splits: Sequence[str], schema_path:
         raise ValueError(f"analyze splits {list(analyze_splits)} must be a non-empty subset of {splits}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+
+
+def _split_patterns(examples_uri: str, splits: list[str]) -> dict[str, str]:
+    """{split: file glob of its folder}. Raises FileNotFoundError for a split folder with no files."""
+    import tensorflow as tf
+
     patterns = {}
     for split in splits:
-        pattern = os.path.join(split_dir(examples_uri, split), "*")
+        pattern = os.path.join(features.split_dir(examples_uri, split), "*")
         if not tf.io.gfile.glob(pattern):
             raise FileNotFoundError(f"split {split!r} of {examples_uri} holds no files ({pattern})")
         patterns[split] = pattern
-    with tf.io.gfile.GFile(schema_path) as f:
-        schema = text_format.Parse(f.read(), schema_pb2.Schema())
+    return patterns
 
-    pipeline = make_pipeline()
-    with tft_beam.Context(temp_dir=temp_dir, desired_batch_size=batch_size,
-                          use_deep_copy_optimization=True):
-        raw = {}
-        for split in splits:
-            source = tfxio.TFExampleRecord(file_pattern=patterns[split], schema=schema)
-            raw[split] = (pipeline | f"Read[{split}]" >> source.BeamSource(batch_size), source)
-        adapter_config = raw[splits[0]][1].TensorAdapterConfig()
-        analyze_data = ([raw[s][0] for s in analyze_splits]
-                        | "FlattenAnalyzeSplits" >> beam.Flatten(pipeline=pipeline))
-        transform_fn = (analyze_data, adapter_config) | "Analyze" >> tft_beam.AnalyzeDataset(preprocessing_fn)
-        _ = transform_fn | "WriteTransformFn" >> tft_beam.WriteTransformFn(transform_graph_uri)
-        # Output feature types are static (features.py); the schema lets the encoder keep them exact.
-        encoder_schema = transform_fn[1].dataset_metadata.schema
-        for split in splits:
-            transformed, _ = ((raw[split][0], adapter_config), transform_fn) | (
-                f"Transform[{split}]" >> tft_beam.TransformDataset(output_record_batches=True))
-            _ = (transformed
-                 | f"Encode[{split}]" >> beam.ParDo(_EncodeExamples(encoder_schema, split))
-                 | f"Write[{split}]" >> beam.io.WriteToTFRecord(
-                     os.path.join(split_dir(transformed_examples_uri, split), EXAMPLES_PREFIX),
-                     file_name_suffix=EXAMPLES_SUFFIX))
-    result = pipeline.run()
-    result.wait_until_finish()
-    counts = {split: _counter_value(result, f"examples_{split}") for split in splits}
-    logger.info("Transform wrote %s examples (uncompressed TFRecords)", counts)
-    return counts
+
+def _read_schema(schema_path: str):
+    """The text ``schema.pbtxt`` at ``schema_path`` as a tensorflow_metadata Schema proto."""
+    import tensorflow as tf
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    with tf.io.gfile.GFile(schema_path) as f:
+        return text_format.Parse(f.read(), schema_pb2.Schema())
+
+
+def _read_splits(pipeline, patterns: dict[str, str], schema, batch_size: int):
+    """({split: PCollection of record batches}, the tensor adapter config they share)."""
+    from tfx_bsl.public import tfxio
+
+    raw, sources = {}, {}
+    for split, pattern in patterns.items():
+        sources[split] = tfxio.TFExampleRecord(file_pattern=pattern, schema=schema)
+        raw[split] = pipeline | f"Read[{split}]" >> sources[split].BeamSource(batch_size)
+    first = next(iter(patterns))
+    return raw, sources[first].TensorAdapterConfig()
+
+
+def _transform_and_write(raw_split, adapter_config, transform_fn, split: str,
+                         transformed_examples_uri: str) -> None:
+    """Apply ``transform_fn`` to one split and write it as uncompressed TFRecords of tf.Examples."""
+    import tensorflow_transform.beam as tft_beam
+
+    # Output feature types are static (features.py); the schema lets the encoder keep them exact.
+    encoder_schema = transform_fn[1].dataset_metadata.schema
+    transformed, _ = ((raw_split, adapter_config), transform_fn) | (
+        f"Transform[{split}]" >> tft_beam.TransformDataset(output_record_batches=True))
+    _ = (transformed
+         | f"Encode[{split}]" >> beam.ParDo(_EncodeExamples(encoder_schema, split))
+         | f"Write[{split}]" >> beam.io.WriteToTFRecord(
+             os.path.join(features.split_dir(transformed_examples_uri, split), EXAMPLES_PREFIX),
+             file_name_suffix=EXAMPLES_SUFFIX))
 
 
 class _EncodeExamples(beam.DoFn):

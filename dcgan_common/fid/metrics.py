@@ -33,13 +33,8 @@ from typing import Callable
 
 import numpy as np
 
-
-class MetricError(ValueError):
-    """Inputs to a metric are unusable (too few samples, non-finite values, shape mismatch)."""
-
-
-class SmallSampleError(MetricError):
-    """N is below the feature dimension and small samples were not allowed."""
+from dcgan_common.fid import manifold
+from dcgan_common.fid.errors import MetricError, SmallSampleError  # noqa: F401  (re-exported)
 
 
 class FeatureStats:
@@ -370,13 +365,10 @@ def _kid(real: FeatureStats, fake: FeatureStats, options: MetricOptions) -> dict
     return {"kid": mean, "kid_std": std}
 
 
-# k-NN manifold metrics (components/fid_evaluator/manifold.py); imported lazily because manifold.py
-# imports MetricError from here.
+# k-NN manifold metrics (dcgan_common/fid/manifold.py).
 @register_metric("precision_recall")
 def _precision_recall(real: FeatureStats, fake: FeatureStats, options: MetricOptions) -> dict[str, float]:
     """{"precision", "recall"}: improved precision/recall, k = 3 (Kynkäänniemi et al. 2019)."""
-    from components.fid_evaluator import manifold
-
     real_x = real.features
     return manifold.precision_recall(real_x, fake.features, manifold.PR_K,
                                      real_sq_radii=manifold.real_radii(real, real_x, manifold.PR_K))
@@ -385,8 +377,6 @@ def _precision_recall(real: FeatureStats, fake: FeatureStats, options: MetricOpt
 @register_metric("density_coverage")
 def _density_coverage(real: FeatureStats, fake: FeatureStats, options: MetricOptions) -> dict[str, float]:
     """{"density", "coverage"}: Naeem et al. 2020, k = 5."""
-    from components.fid_evaluator import manifold
-
     real_x = real.features
     return manifold.density_coverage(real_x, fake.features, manifold.DC_K,
                                      real_sq_radii=manifold.real_radii(real, real_x, manifold.DC_K))

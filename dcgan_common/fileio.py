@@ -12,7 +12,8 @@ import os
 import re
 import uuid
 
-GCS_SCHEME = "gs://"
+from dcgan_common import gcs
+
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
@@ -24,8 +25,8 @@ def atomic_write(uri: str, data: bytes) -> None:
       POSIX, since both names are on one filesystem) and the folder is fsynced. New files get the
       mode ``open()`` would give (0o666 minus the umask).
     * ``gs://bucket/object``: a single object upload, which Cloud Storage publishes all at once,
-      through the client of ``components.image_example_gen.storage`` (credentials from the
-      environment; ``STORAGE_EMULATOR_HOST`` is honoured).
+      through :mod:`dcgan_common.gcs` (credentials from the environment;
+      ``STORAGE_EMULATOR_HOST`` is honoured).
     * Any other scheme ``tf.io.gfile`` knows (``s3://``, ``hdfs://``, ``ram://`` …): written to a temp
       name beside ``uri``, then ``tf.io.gfile.rename(..., overwrite=True)``; as atomic as that
       filesystem's rename. Parent folders are not created.
@@ -45,8 +46,8 @@ def atomic_write(uri: str, data: bytes) -> None:
         missing bucket, Forbidden, …).
       tensorflow.errors.OpError: failures of other ``tf.io.gfile`` schemes.
     """
-    if uri.startswith(GCS_SCHEME):
-        _write_gcs(uri, _as_bytes(data))
+    if gcs.is_gcs(uri):
+        gcs.write_object(uri, _as_bytes(data))
     elif _SCHEME.match(uri):
         _write_gfile(uri, _as_bytes(data))
     else:
@@ -96,16 +97,6 @@ def _fsync_dir(folder: str) -> None:
         os.close(fd)
 
 
-def _write_gcs(uri: str, data: bytes) -> None:
-    # Lazy: google-cloud-storage is slow to import, and storage.py imports this module.
-    from components.image_example_gen import storage
-
-    bucket, name = storage.parse_gcs(uri)
-    if not name or uri.endswith("/"):
-        raise ValueError(f"gs:// URI does not name an object: {uri!r}")
-    storage.gcs_client().bucket(bucket).blob(name).upload_from_string(data)
-
-
 def _write_gfile(uri: str, data: bytes) -> None:
     import tensorflow as tf  # lazy: only schemes other than local and gs:// need it
 
@@ -132,12 +123,10 @@ def read_if_exists(uri: str) -> bytes | None:
       tf.errors.OpError other than NotFoundError (other schemes): the read failed for another reason.
     """
     # The same dispatch as atomic_write, so a URI is read from where it was written.
-    if uri.startswith(GCS_SCHEME):
+    if gcs.is_gcs(uri):
         from google.api_core import exceptions
-
-        from components.image_example_gen import storage
         try:
-            return storage.read_bytes(uri)
+            return gcs.read_object(uri)
         except exceptions.NotFound:
             return None
     if _SCHEME.match(uri):

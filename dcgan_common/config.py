@@ -15,7 +15,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from trainer import features
+from dcgan_common import features
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: The bundled real photos (CC0, see data/sample/LICENSE).
@@ -52,15 +52,15 @@ class IngestConfig:
     background: tuple[int, int, int] = (255, 255, 255)
     max_rejected_fraction: float = 0.05
     allow_empty_categories: bool = False
-    # Added by the data-path work: images with a side below this many pixels are rejected as
-    # "too_small" (shop crawls hold 1x1 tracking pixels and icons).
+    # Images with a side below this many pixels are rejected as "too_small": shop crawls hold 1x1
+    # tracking pixels and icons, which would train the model on noise.
     min_side: int = 8
-    # Added by the data-path speed work: JPEGs are decoded once at ingestion, DCT-downscaled
-    # (libjpeg 1/2, 1/4, 1/8) to the smallest size whose short side stays >= this, and stored as
-    # lossless PNG of those pixels; 0 stores JPEGs at full size (original bytes when possible).
+    # JPEGs are decoded once at ingestion, DCT-downscaled (libjpeg 1/2, 1/4, 1/8) to the smallest
+    # size whose short side stays >= this, and stored as lossless PNG of those pixels, so Transform
+    # and every epoch read far fewer bytes; 0 stores JPEGs at full size (original bytes when possible).
     jpeg_store_min_side: int = features.IMAGE_SIZE
-    # Added so that a crawl too small for one training batch fails at ingestion, not in the
-    # Trainer two components later. 0 = one batch of train.batch_size (see the docstring).
+    # A crawl too small for one training batch fails at ingestion, not in the Trainer two
+    # components later. 0 = one batch of train.batch_size (see the docstring).
     min_train_examples: int = 0
 
     def resolve_min_train_examples(self, train_batch_size: int | None = None) -> "IngestConfig":
@@ -257,6 +257,39 @@ class TrainConfig:
             raise ConfigError("train.sample_grid_size must be >= 2 (diversity needs pairs)")
 
 
+#: Gate floors: setting name -> (the metric key it bounds, the registered metric producing it).
+FLOORS = {"min_recall": ("recall", "precision_recall"),
+          "min_coverage": ("coverage", "density_coverage")}
+
+
+def check_floors(floors: dict[str, float], metrics) -> dict[str, float]:
+    """Validate floor settings against the metrics that will be computed.
+
+    Args:
+      floors: FLOORS key -> floor (0 = off), e.g. {"min_recall": 0.2, "min_coverage": 0.0}.
+      metrics: registered metric names the evaluator computes.
+    Returns:
+      the active floors as {metric key: floor}, e.g. {"recall": 0.2}.
+    Raises:
+      ValueError: unknown floor name, a floor not a finite number in [0, 1] (recall and coverage
+        are shares), or a floor on a metric that is not computed (naming the metric to add).
+    """
+    active = {}
+    for name, floor in floors.items():
+        if name not in FLOORS:
+            raise ValueError(f"unknown floor {name!r}; valid: {sorted(FLOORS)}")
+        if isinstance(floor, bool) or not isinstance(floor, (int, float)) or not (
+                math.isfinite(floor) and 0.0 <= floor <= 1.0):
+            raise ValueError(f"{name} must be a number in [0, 1] (0: off), got {floor!r}")
+        key, producer = FLOORS[name]
+        if floor > 0 and producer not in metrics:
+            raise ValueError(f"{name} needs the {producer!r} metric (it produces {key!r}); "
+                             f"metrics are {list(metrics)}")
+        if floor > 0:
+            active[key] = float(floor)
+    return active
+
+
 @dataclass(frozen=True)
 class EvalConfig:
     """FID evaluator and gate.
@@ -269,7 +302,7 @@ class EvalConfig:
     """
 
     threshold: float | None = None
-    # precision/recall and density/coverage show mode collapse (components/fid_evaluator/manifold.py);
+    # precision/recall and density/coverage show mode collapse (dcgan_common/fid/manifold.py);
     # on the pipeline's N (thousands) they cost seconds next to the minutes of feature extraction.
     metrics: tuple[str, ...] = ("fid", "kid", "precision_recall", "density_coverage")
     gate_metric: str = "fid"
@@ -292,7 +325,7 @@ class EvalConfig:
                 and self.threshold >= 0):
             raise ConfigError(f"eval.threshold must be a finite number >= 0 (FID and KID are >= 0), "
                               f"got {self.threshold!r}")
-        from components.fid_evaluator.metrics import list_metrics  # numpy only; keeps --help fast
+        from dcgan_common.fid.metrics import list_metrics  # numpy only; keeps --help fast
 
         unknown = [m for m in self.metrics if m not in list_metrics()]
         if unknown:
@@ -304,8 +337,6 @@ class EvalConfig:
         if not (math.isfinite(self.min_improvement) and self.min_improvement >= 0):
             raise ConfigError(f"eval.min_improvement must be a finite number >= 0 (a margin in metric "
                               f"units), got {self.min_improvement!r}")
-        from components.fid_evaluator.gate import check_floors  # numpy-free; keeps --help fast
-
         try:
             check_floors({"min_recall": self.min_recall, "min_coverage": self.min_coverage}, self.metrics)
         except ValueError as e:
@@ -314,7 +345,7 @@ class EvalConfig:
             raise ConfigError(f"eval.num_generated must be >= 2, got {self.num_generated}")
         if self.max_real < 0:
             raise ConfigError(f"eval.max_real must be >= 0 (0: all real images), got {self.max_real}")
-        from components.fid_evaluator import manifold  # numpy only
+        from dcgan_common.fid import manifold  # numpy only
 
         for name, k in (("precision_recall", manifold.PR_K), ("density_coverage", manifold.DC_K)):
             if name in self.metrics and self.num_generated <= k:
@@ -364,6 +395,39 @@ class PipelineConfig:
         return dataclasses.replace(config, **{
             name: section_from_dict(section_cls, data[name], name + ".")
             for name, section_cls in sections.items() if name in data})
+
+
+def section_to_json(section) -> str:
+    """A config section (any of the dataclasses above) as the JSON string a component takes.
+
+    The inverse of :func:`decode_section`: tuples become lists, keys are sorted (so equal
+    sections give equal strings, and TFX's cache key does not change between identical runs).
+    """
+    return json.dumps(dataclasses.asdict(section), sort_keys=True)
+
+
+def decode_section(section_cls, encoded: str | dict | None, prefix: str | None = None):
+    """The one way a component reads its config section: decode, type-check and validate.
+
+    Args:
+      section_cls: IngestConfig, TransformConfig, TrainConfig or EvalConfig.
+      encoded: the section as a JSON string (:func:`section_to_json`), a JSON object already
+        decoded, or ""/None for the defaults.
+      prefix: names fields in errors (default ``"<ClassName>."``).
+    Returns:
+      A validated ``section_cls`` instance.
+    Raises:
+      ConfigError: not JSON, not an object, unknown fields, a value of the wrong type, or a value
+        the section's ``validate`` refuses (the message names the field).
+    """
+    if isinstance(encoded, str):
+        try:
+            encoded = json.loads(encoded) if encoded.strip() else {}
+        except ValueError as exc:
+            raise ConfigError(f"{section_cls.__name__} is not valid JSON: {exc}") from exc
+    section = section_from_dict(section_cls, {} if encoded is None else encoded, prefix)
+    section.validate()
+    return section
 
 
 def section_from_dict(section_cls, data: dict[str, Any], prefix: str | None = None):
