@@ -74,7 +74,8 @@ def train_one(out: str, recipe: str, steps_per_epoch: int, epochs: int, seed: in
 
     import tensorflow_transform as tft
 
-    from components.fid_evaluator import evaluate, extractors
+    from components.fid_evaluator import extractors
+    from dcgan_common.fid import real_stats
     from dcgan_common.config import TrainConfig
     from trainer.run_fn import make_image_dataset_fn
     from trainer.train import train
@@ -92,7 +93,7 @@ def train_one(out: str, recipe: str, steps_per_epoch: int, epochs: int, seed: in
     kid = {}
     if config.kid_every_epochs > 0:
         extractor = extractors.get_extractor("inception", cache_dir=os.path.join(out, "cache"))
-        real, *_ = evaluate.real_feature_stats(os.path.join(work, "transformed"), None, extractor,
+        real, *_ = real_stats.real_feature_stats(os.path.join(work, "transformed"), None, extractor,
                                                cache_dir=os.path.join(out, "cache"))
         kid = dict(kid_feature_fn=extractor, kid_real_features=real.features,
                    kid_features_name="inception_pool3")

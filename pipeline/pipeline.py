@@ -92,7 +92,12 @@ def _trainer(config: PipelineConfig, transform, trainer_class, trainer_extra_con
         # Epochs and steps come from TrainConfig; TFX's step counts are not used by run_fn.
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
-        custom_config={"train": dataclasses.asdict(config.train), **(trainer_extra_config or {})},
+        custom_config={"train": dataclasses.asdict(config.train),
+                       # The in-training KID reads the evaluator's real statistics (same cache).
+                       "kid": {"cache_dir": fid_cache_dir(config), "splits": list(config.eval.splits),
+                               "max_real": config.eval.max_real,
+                               "weights_uri": config.eval.weights_uri},
+                       **(trainer_extra_config or {})},
     )
 
 
@@ -114,9 +119,14 @@ def _evaluator(config: PipelineConfig, trainer, transform, latest_blessed) -> Fi
         seed=ev.seed,
         weights_uri=ev.weights_uri,
         allow_small_sample=ev.allow_small_sample,
-        # Under the pipeline root, so every run of this pipeline shares the real-image statistics.
-        cache_dir=os.path.join(config.pipeline_root, fid_constants.DEFAULT_CACHE_SUBDIR),
+        cache_dir=fid_cache_dir(config),
     )
+
+
+def fid_cache_dir(config: PipelineConfig) -> str:
+    """The real-image statistics cache: under the pipeline root, so every run of this pipeline
+    (its Trainer's KID and its FidEvaluator) shares it."""
+    return os.path.join(config.pipeline_root, fid_constants.DEFAULT_CACHE_SUBDIR)
 
 
 def create_pipeline(config: PipelineConfig, *, metadata_connection_config=None,

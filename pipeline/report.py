@@ -136,16 +136,21 @@ def _quality_section(facts: dict[str, Any]) -> list[str]:
 
 
 def _training_section(facts: dict[str, Any]) -> list[str]:
-    """Loss and D-output curves, the monitors' warnings and at most MAX_GRIDS per-epoch grids."""
-    from pipeline.summary import warning_text
+    """Recipe and exported epoch, loss, D-output and KID curves, the monitors' warnings and at
+    most MAX_GRIDS per-epoch grids."""
+    from pipeline.summary import training_lines, warning_text
 
     out = []
     tr = facts.get("training", {})
     history = tr.get("history", [])
     if history:
         out.append("<h2>Training</h2>")
+        out.append("<p>" + "<br>".join(html.escape(line) for line in training_lines(tr)) + "</p>")
         out.append(_svg_curves(history, ("d_loss", "g_loss"), "losses per epoch"))
         out.append(_svg_curves(history, ("d_real", "d_fake"), "mean D(x), D(G(z))"))
+        with_kid = [h for h in history if "kid" in h]
+        if len(with_kid) >= 2:
+            out.append(_svg_curves(with_kid, ("kid",), f"in-training KID ({tr.get('kid_features', '')})"))
     if tr.get("warnings"):
         out.append("<h3>Monitor warnings</h3><ul>" + "".join(
             f"<li>{html.escape(warning_text(w))}</li>" for w in tr["warnings"]) + "</ul>")

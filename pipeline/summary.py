@@ -109,6 +109,7 @@ def format_summary(facts: dict[str, Any]) -> str:
         lines.append("trained %s epoch(s), %s steps; final d_loss %s, g_loss %s" % (
             tr.get("epochs_completed", tr.get("epochs")), tr.get("steps"),
             _short(tr.get("final", {}).get("d_loss")), _short(tr.get("final", {}).get("g_loss"))))
+        lines.extend("  " + line for line in training_lines(tr))
         for warning in tr.get("warnings", []):
             lines.append(f"  monitor warning: {warning_text(warning)}")
     for line in metric_lines(facts.get("evaluation", {})):
@@ -129,6 +130,24 @@ def format_summary(facts: dict[str, Any]) -> str:
     if facts.get("evaluation_dir"):
         lines.append(f"real vs generated: {os.path.join(facts['evaluation_dir'], 'samples.png')}")
     return "\n".join(lines)
+
+
+def training_lines(tr: dict) -> list[str]:
+    """The recipe, which epoch and weights were exported and why, and the in-training KID curve."""
+    config = tr.get("config", {})
+    weights = {"ema": "EMA weights", "raw": "raw weights"}.get(tr.get("exported_weights"), "")
+    why = ""
+    if config.get("export_best") and tr.get("best_epoch"):
+        why = f", best in-training KID {_short(tr.get('best_kid'))} ({tr.get('kid_features', '?')})"
+    lines = [f"recipe {config.get('recipe', '?')}: exported epoch {tr.get('exported_epoch')}"
+             f"{why}{'; ' + weights if weights else ''}"]
+    curve = [(h["epoch"] + 1, h["kid"], h.get("kid_seconds")) for h in tr.get("history", [])
+             if "kid" in h]
+    if curve:
+        cost = [c for *_, c in curve if c is not None]
+        lines.append("in-training KID by epoch: " + ", ".join(f"{e}: {_short(k)}" for e, k, _ in curve)
+                     + (f" (about {sum(cost) / len(cost):.0f} s per check)" if cost else ""))
+    return lines
 
 
 def warning_text(warning: Any) -> str:

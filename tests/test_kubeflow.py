@@ -166,7 +166,10 @@ def test_kubeflow_target_keeps_the_stock_trainer(specs):
     args = _executor(job, "Trainer")["container"]["args"]
     assert args[args.index("--executor_class_path") + 1] == "tfx.components.trainer.executor.GenericExecutor"
     custom = json.loads(_param(job, "Trainer", "custom_config"))
-    assert set(custom) == {"train"}
+    assert set(custom) == {"train", "kid"}   # no Vertex job keys for the stock Trainer
+    # the in-training KID shares the evaluator's real-statistics cache under the gs:// root
+    assert custom["kid"]["cache_dir"].startswith("gs://") and custom["kid"]["cache_dir"].endswith(
+        "fid_stats_cache")
     assert "resources" not in _executor(job, "FidEvaluator")["container"]
     # no GPU is requested for the Trainer step, and the side file does not claim one either
     assert "resources" not in _executor(job, "Trainer")["container"]

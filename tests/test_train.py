@@ -208,3 +208,132 @@ def test_run_fn_with_real_transform_output(tmp_path):
     out = loaded.signatures[features.GENERATE_SIGNATURE](count=tf.constant(2),
                                                          seed=tf.constant(1, tf.int64))
     assert out[features.IMAGES_OUTPUT].shape == (2,) + features.IMAGE_SHAPE
+
+
+# --- Recipes, EMA, n_critic ---
+
+def test_seed_recipe_is_the_blog_post():
+    from dcgan_common.config import RECIPES, section_from_dict
+    from trainer.train import build_gan
+    seed = TrainConfig.from_recipe("seed")
+    assert (seed.loss, seed.label_smoothing, seed.d_learning_rate, seed.g_learning_rate,
+            seed.beta_1, seed.batch_size, seed.latent_dim) == ("bce", "uniform", 1e-4, 3e-4, 0.5, 32, 100)
+    assert (seed.generator_batchnorm, seed.spectral_norm, seed.diffaugment, seed.ema_decay,
+            seed.discriminator_norm, seed.separate_passes) == (False, False, "", 0.0, "batchnorm", False)
+    gan = build_gan(seed)
+    assert gan.generator.count_params() == 6_065_603
+    assert gan.discriminator.count_params() == 243_329
+    # From a config file: the recipe first, the fields beside it on top; the default is not seed.
+    cfg = section_from_dict(TrainConfig, {"recipe": "seed", "epochs": 3, "ema_decay": 0.9})
+    assert cfg.label_smoothing == "uniform" and cfg.epochs == 3 and cfg.ema_decay == 0.9
+    assert TrainConfig().recipe == "data_efficient" and TrainConfig().ema_decay > 0
+    assert set(RECIPES) == {"seed", "data_efficient", "wgan_gp"}
+    for name in RECIPES:
+        TrainConfig.from_recipe(name).validate()
+    with pytest.raises(ConfigError, match="recipe"):
+        TrainConfig.from_recipe("stylegan")
+    with pytest.raises(ConfigError, match="wgan_gp needs"):
+        TrainConfig.from_recipe("wgan_gp", discriminator_norm="batchnorm").validate()
+    with pytest.raises(ConfigError, match="diffaugment"):
+        TrainConfig(diffaugment="color,zoom").validate()
+    with pytest.raises(ConfigError, match="ema_decay"):
+        TrainConfig(ema_decay=1.0).validate()
+
+
+def test_ema_update_rule():
+    import keras
+    from trainer.train import GeneratorEMA
+    inp = keras.Input(shape=(2,))
+    g = keras.Model(inp, keras.layers.Dense(1)(inp))
+    avg = keras.models.clone_model(g)
+    step = tf.Variable(0, dtype=tf.int64)
+    ema = GeneratorEMA(g, avg, decay=0.999, step=step)
+    w0 = [w.copy() for w in g.get_weights()]
+    g.set_weights([w + 1.0 for w in w0])
+    ema.update()                       # t = 0: decay warmed up to min(0.999, 1/10) = 0.1
+    for a, w in zip(avg.get_weights(), w0):
+        np.testing.assert_allclose(a, 0.1 * w + 0.9 * (w + 1.0), rtol=1e-6)
+    step.assign(10_000)                # late: the configured decay
+    before = avg.get_weights()
+    g.set_weights([w + 2.0 for w in w0])
+    ema.update()
+    for a, b, w in zip(avg.get_weights(), before, w0):
+        np.testing.assert_allclose(a, 0.999 * b + 0.001 * (w + 2.0), rtol=1e-6)
+
+
+def test_ema_weights_differ_from_raw_and_are_exported(tmp_path):
+    import keras
+    from dcgan_common import features as F
+    from trainer.model import build_generator
+    cfg = TrainConfig.from_recipe("data_efficient", epochs=1, batch_size=4, steps_per_epoch=3,
+                                  sample_grid_size=4, kid_every_epochs=0, export_best=False,
+                                  ema_decay=0.9)
+    summary = train(cfg, _ds(_real_images(12), 4), str(tmp_path / "run"), str(tmp_path / "serving"))
+    assert summary["exported_weights"] == "ema"
+    prefix = tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints"))
+    nets = {}
+    for key in ("generator", "ema_generator"):
+        keras.utils.set_random_seed(1)
+        net = build_generator(batchnorm=True, weight_init="dcgan")
+        tf.train.Checkpoint(**{key: net}).read(prefix).expect_partial()
+        nets[key] = net
+    noise = tf.random.stateless_normal([4, F.LATENT_DIM], seed=[3, 4])
+    raw, ema = (nets[k](noise, training=False).numpy() for k in ("generator", "ema_generator"))
+    assert np.max(np.abs(raw - ema)) > 1e-3                      # the average is not the weights
+    served = tf.saved_model.load(str(tmp_path / "serving")).signatures[F.SERVING_SIGNATURE]
+    out = served(**{F.NOISE_INPUT: noise})[F.IMAGES_OUTPUT].numpy()
+    np.testing.assert_allclose(out, ema, atol=1e-5)              # ... and it is what is exported
+
+
+def test_n_critic_updates_g_every_nth_batch(tmp_path):
+    cfg = TrainConfig.from_recipe("wgan_gp", epochs=2, batch_size=4, steps_per_epoch=3,
+                                  sample_grid_size=4, kid_every_epochs=0, export_best=False,
+                                  n_critic=2, ema_decay=0.0)
+    summary = train(cfg, _ds(_real_images(12), 4), str(tmp_path / "run"), None)
+    assert summary["steps"] == 6                                 # every batch updates D
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints")))
+    names = reader.get_variable_to_shape_map()
+    g_iter = [n for n in names if n.startswith("g_optimizer/iterations")]
+    assert g_iter and int(reader.get_tensor(g_iter[0])) == 3     # and every 2nd one G too
+
+
+def test_export_best_picks_the_lowest_kid_epoch(tmp_path):
+    """Pixel-feature KID every epoch; the exported epoch is the argmin of the recorded KIDs."""
+    images = _real_images(16)
+    cfg = TrainConfig.from_recipe("data_efficient", epochs=3, batch_size=4, steps_per_epoch=2,
+                                  sample_grid_size=4, kid_every_epochs=1, kid_num_samples=8)
+    summary = train(cfg, _ds(images, 4), str(tmp_path / "run"), str(tmp_path / "serving"),
+                    kid_real_images=features.to_uint8(images))
+    kids = [h["kid"] for h in summary["history"]]
+    assert len(kids) == 3 and all("kid_seconds" in h for h in summary["history"])
+    assert summary["exported_epoch"] == int(np.argmin(kids)) + 1
+    assert summary["best_kid"] == pytest.approx(min(kids))
+
+
+@pytest.mark.slow
+def test_in_training_kid_uses_the_evaluators_inception_and_cache(tmp_path):
+    """run_fn's KID inputs: the standard Inception pool_3 features of the real examples, written to
+    (and then found in) the cache the FidEvaluator reads; nothing loads when no check is due."""
+    from test_fid_component import _sample_images, write_transformed_examples
+
+    from dcgan_common.fid import real_stats
+    from dcgan_common.fid.inception import InceptionExtractor
+    from trainer.run_fn import kid_inputs
+    examples = str(tmp_path / "transformed_examples")
+    images = _sample_images(12)
+    write_transformed_examples(examples, images)
+    train_files = [os.path.join(examples, "Split-train", "*")]
+    kid = {"cache_dir": str(tmp_path / "cache"), "splits": ["train", "eval"], "max_real": 0}
+    late = TrainConfig(epochs=4, kid_every_epochs=5)
+    assert kid_inputs(late, train_files, kid) == {}               # no check within 4 epochs
+    out = kid_inputs(TrainConfig(epochs=5, kid_every_epochs=5), train_files, kid)
+    assert out["kid_features_name"] == "inception_pool3"
+    assert out["kid_real_features"].shape == (12, 2048)
+    extractor = out["kid_feature_fn"]
+    assert isinstance(extractor, InceptionExtractor)
+    # Files are read in path order: Split-eval (the last 3 images) before Split-train.
+    np.testing.assert_allclose(out["kid_real_features"][:3], extractor(images[9:]), atol=1e-3)
+    # The evaluator's call with the same examples, splits and extractor finds the cache.
+    stats, cached, *_ = real_stats.real_feature_stats(examples, ["train", "eval"], extractor, 0,
+                                                      kid["cache_dir"])
+    assert cached and stats.count == 12

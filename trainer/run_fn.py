@@ -4,6 +4,8 @@
   * ``"train"``: dict of ``dcgan_common.config.TrainConfig`` fields (missing ones take defaults).
   * ``"resume"`` (optional, default True): resume from an earlier attempt of the same Trainer
     (sibling ``model_run`` folders with the same fingerprint) when this run dir has no checkpoint.
+  * ``"kid"`` (optional): where the in-training KID finds the evaluator's real statistics
+    (``kid_inputs``).
 
 Reads the Transform output: TFRecords (uncompressed from components/transform; gzip, as the stock
 Transform writes, is read too) of transformed tf.Examples with ``image`` float32
@@ -134,24 +136,52 @@ def run_fn(fn_args) -> None:
     feature_spec = tft.TFTransformOutput(fn_args.transform_output).transformed_feature_spec()
     dataset_fn = make_image_dataset_fn(fn_args.train_files, feature_spec, config.batch_size,
                                        seed=config.seed)
-    kid_real = None
-    if config.kid_every_epochs > 0:
-        kid_real = _first_images(dataset_fn(0), config.kid_num_samples)
     resume = custom.get("resume", True)
     train(config, dataset_fn, fn_args.model_run_dir, fn_args.serving_model_dir,
           fingerprint=fingerprint(config, fn_args.transform_output, fn_args.train_files),
           resume_dirs=sibling_run_dirs(fn_args.model_run_dir) if resume else (),
-          kid_real_images=kid_real)
+          **kid_inputs(config, fn_args.train_files, custom.get("kid") or {}))
 
 
-def _first_images(ds, count: int):
-    """Up to ``count`` images from a batched dataset, as uint8 [n, 64, 64, 3]."""
+#: Real images kept for the in-training KID (a seeded subset of the cached real features): KID is
+#: unbiased for any sizes, and this bounds the per-check kernel cost on a large crawl.
+KID_MAX_REAL = 2048
+
+
+def kid_inputs(config: TrainConfig, train_files, kid: dict) -> dict:
+    """The in-training KID's extractor and real features, as ``train`` keyword arguments.
+
+    The extractor is the evaluator's standard Inception pool_3 network and the real features come
+    from ``dcgan_common.fid.real_stats`` with the evaluator's cache, examples and splits, so the
+    Trainer and the FidEvaluator compute the real statistics once between them.
+
+    Args:
+      config: the recipe; nothing is loaded unless a KID check falls within ``config.epochs``.
+      train_files: ``fn_args.train_files`` (``<examples>/Split-train/*``): names the examples.
+      kid: the pipeline's ``custom_config["kid"]``: ``cache_dir``, ``splits``, ``max_real``,
+        ``weights_uri`` (all optional: no cache, every split, all images, the installed weights).
+    Returns:
+      {} or {kid_feature_fn, kid_real_features, kid_features_name}.
+    Raises:
+      weights.WeightsError: the Inception weights cannot be found.
+    """
+    if config.kid_every_epochs <= 0 or config.epochs < config.kid_every_epochs:
+        return {}
     import numpy as np
 
-    out, n = [], 0
-    for batch in ds:
-        out.append(batch.numpy())
-        n += len(out[-1])
-        if n >= count:
-            break
-    return features.to_uint8(np.concatenate(out)[:count])
+    from dcgan_common.fid import real_stats
+    from dcgan_common.fid.inception import InceptionExtractor
+
+    first = train_files[0] if isinstance(train_files, (list, tuple)) else train_files
+    examples_uri = os.path.dirname(os.path.dirname(first.rstrip("/")))
+    extractor = InceptionExtractor(weights_uri=kid.get("weights_uri", ""),
+                                   cache_dir=kid.get("cache_dir", ""))
+    stats, *_ = real_stats.real_feature_stats(examples_uri, kid.get("splits") or None, extractor,
+                                              int(kid.get("max_real", 0)),
+                                              kid.get("cache_dir", ""))
+    real = stats.features
+    if len(real) > KID_MAX_REAL:
+        real = real[np.random.default_rng(config.seed).choice(len(real), KID_MAX_REAL,
+                                                              replace=False)]
+    return {"kid_feature_fn": extractor, "kid_real_features": real,
+            "kid_features_name": "inception_pool3"}
