@@ -109,44 +109,53 @@ def train_one(out: str, recipe: str, steps_per_epoch: int, epochs: int, seed: in
                    "restored_from": summary.get("restored_from")}, f, indent=2)
 
 
-def score(out: str, num_generated: int, seed: int) -> dict:
-    """Score both exported generators with the evaluator; write the side-by-side grids."""
-    import numpy as np
-    from PIL import Image
-
+def score_one(out: str, recipe: str, num_generated: int, seed: int, extractor=None) -> dict:
+    """Score one exported generator with the evaluator (every registered metric); the result is
+    kept in ``score_<recipe>.json`` so a finished recipe is not scored twice."""
     from components.fid_evaluator import evaluate, extractors
     from dcgan_common.fid import metrics
 
-    extractor = extractors.get_extractor("inception", cache_dir=os.path.join(out, "cache"))
-    names = [n for n in metrics.list_metrics()]
-    results = {}
+    path = os.path.join(out, recipe, "score.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    extractor = extractor or extractors.get_extractor("inception",
+                                                      cache_dir=os.path.join(out, "cache"))
+    res = evaluate.evaluate_generator(
+        os.path.join(out, recipe, "generator"), os.path.join(out, "data", "transformed"),
+        metric_names=metrics.list_metrics(), num_generated=num_generated, seed=seed,
+        cache_dir=os.path.join(out, "cache"), extractor=extractor,
+        samples_png=os.path.join(out, recipe, "samples.png"))
+    with open(os.path.join(out, recipe, "train.json")) as f:
+        trained = json.load(f)
+    result = {"metrics": res.metrics, "n_real": res.n_real, "n_gen": res.n_gen,
+              "protocol": res.protocol, "steps": trained["steps"],
+              "train_wall_s": round(trained["train_seconds"], 1),
+              "kid_checks_wall_s": round(trained["kid_seconds"], 1),
+              "score_wall_s": round(res.duration_s, 1),
+              "exported_epoch": trained["exported_epoch"],
+              "kid_curve": [(h["epoch"] + 1, h["kid"]) for h in trained["history"] if "kid" in h],
+              "error": res.error}
+    with open(path, "w") as f:
+        json.dump(result, f, indent=2, default=float)
+    return result
+
+
+def side_by_side_grids(out: str, seed: int) -> str:
+    """64 images of each generator (the sampler ``dcgan-tfx generate`` uses), seed recipe left."""
+    import numpy as np
+    from PIL import Image
+
+    from components.fid_evaluator import sampling
+
+    halves = []
     for recipe in RECIPES:
-        res = evaluate.evaluate_generator(
-            os.path.join(out, recipe, "generator"), os.path.join(out, "data", "transformed"),
-            metric_names=names, num_generated=num_generated, seed=seed,
-            cache_dir=os.path.join(out, "cache"), extractor=extractor,
-            samples_png=os.path.join(out, recipe, "samples.png"))
-        with open(os.path.join(out, recipe, "train.json")) as f:
-            trained = json.load(f)
-        results[recipe] = {"metrics": res.metrics, "n_real": res.n_real, "n_gen": res.n_gen,
-                           "protocol": res.protocol, "steps": trained["steps"],
-                           "train_wall_s": round(trained["train_seconds"], 1),
-                           "kid_checks_wall_s": round(trained["kid_seconds"], 1),
-                           "exported_epoch": trained["exported_epoch"],
-                           "kid_curve": [(h["epoch"] + 1, h["kid"]) for h in trained["history"]
-                                         if "kid" in h],
-                           "error": res.error}
-        grid = evaluate.generate_images(os.path.join(out, recipe, "generator"), 64, seed)
-        results[recipe]["grid"] = grid
-    # Side by side: seed left, default right, 8x8 each, 8 px white gap.
-    rows = []
-    for recipe in RECIPES:
-        g = results[recipe].pop("grid").reshape(8, 8, 64, 64, 3).transpose(0, 2, 1, 3, 4)
-        rows.append(g.reshape(8 * 64, 8 * 64, 3))
-    gap = np.full((8 * 64, 8, 3), 255, np.uint8)
-    Image.fromarray(np.concatenate([rows[0], gap, rows[1]], axis=1)).save(
-        os.path.join(out, "quality_grids.png"))
-    return results
+        images = sampling.sample_images(os.path.join(out, recipe, "generator"), 64, seed)
+        halves.append(images.reshape(8, 8, 64, 64, 3).transpose(0, 2, 1, 3, 4).reshape(512, 512, 3))
+    gap = np.full((512, 8, 3), 255, np.uint8)
+    path = os.path.join(out, "quality_grids.png")
+    Image.fromarray(np.concatenate([halves[0], gap, halves[1]], axis=1)).save(path)
+    return path
 
 
 def main() -> None:
@@ -160,6 +169,8 @@ def main() -> None:
     p.add_argument("--kid-every", type=int, default=2,
                    help="epochs between in-training KID checks of recipes that have them (0: theirs)")
     p.add_argument("--stage", choices=("all", "score"), default="all")
+    p.add_argument("--recipes", default=",".join(RECIPES),
+                   help="score only these (comma-separated); the JSON line needs both scored")
     p.add_argument("--train-one", choices=RECIPES, help=argparse.SUPPRESS)
     args = p.parse_args()
     os.makedirs(args.out, exist_ok=True)
@@ -180,11 +191,15 @@ def main() -> None:
         codes = [q.wait() for q in procs]
         if any(codes):
             sys.exit(f"training failed: return codes {dict(zip(RECIPES, codes))}")
-    results = score(args.out, args.num_generated, args.seed)
+    for recipe in args.recipes.split(","):
+        score_one(args.out, recipe, args.num_generated, args.seed)
+    if not all(os.path.exists(os.path.join(args.out, r, "score.json")) for r in RECIPES):
+        return
+    results = {r: score_one(args.out, r, args.num_generated, args.seed) for r in RECIPES}
     seed_fid = results["seed"]["metrics"]["fid"]
     new_fid = results["data_efficient"]["metrics"]["fid"]
     line = {"recipes": results, "fid_ratio_new_to_seed": round(new_fid / seed_fid, 4),
-            "num_generated": args.num_generated, "grids": os.path.join(args.out, "quality_grids.png")}
+            "num_generated": args.num_generated, "grids": side_by_side_grids(args.out, args.seed)}
     with open(os.path.join(args.out, "quality.json"), "w") as f:
         json.dump(line, f, indent=2, default=float)
     print(json.dumps(line, default=float))

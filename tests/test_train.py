@@ -293,7 +293,7 @@ def test_n_critic_updates_g_every_nth_batch(tmp_path):
     assert summary["steps"] == 6                                 # every batch updates D
     reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints")))
     names = reader.get_variable_to_shape_map()
-    g_iter = [n for n in names if n.startswith("g_optimizer/iterations")]
+    g_iter = [n for n in names if n.startswith("g_optimizer/_iterations")]
     assert g_iter and int(reader.get_tensor(g_iter[0])) == 3     # and every 2nd one G too
 
 
