@@ -107,7 +107,7 @@ _TWO_DEVICE_SCRIPT = textwrap.dedent("""
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     from dcgan_common.config import TrainConfig
     from trainer.train import build_gan, make_step_fn, select_strategy
-    cfg = TrainConfig(batch_size=8, seed=3, label_smoothing="uniform")
+    cfg = TrainConfig.from_recipe(sys.argv[1], batch_size=8, seed=3)
     rng = np.random.default_rng(0)
     real = rng.uniform(-1, 1, (8, 64, 64, 3)).astype("float32")
     results = {}
@@ -137,12 +137,14 @@ _TWO_DEVICE_SCRIPT = textwrap.dedent("""
 
 
 @pytest.mark.slow
-def test_two_logical_cpus_equal_one_device():
+@pytest.mark.parametrize("recipe", ["seed", "data_efficient"])
+def test_two_logical_cpus_equal_one_device(recipe):
     """One step on 2 logical CPUs (MirroredStrategy, synced BN) == one step on one device for the
-    same global batch and noise. Runs in a subprocess: logical devices must be set before TF
-    initialises its devices."""
+    same global batch and noise; for the default recipe that includes spectral norm's power
+    iteration and DiffAugment's draws, which must not depend on how replicas split the batch.
+    Runs in a subprocess: logical devices must be set before TF initialises its devices."""
     import json
-    proc = subprocess.run([sys.executable, "-c", _TWO_DEVICE_SCRIPT], cwd=REPO, capture_output=True,
+    proc = subprocess.run([sys.executable, "-c", _TWO_DEVICE_SCRIPT, recipe], cwd=REPO, capture_output=True,
                           text=True, timeout=600, env={**os.environ, "PYTHONPATH": REPO})
     assert proc.returncode == 0, proc.stderr[-3000:]
     r = json.loads(proc.stdout.strip().splitlines()[-1])
