@@ -37,39 +37,49 @@ def _add_compile(subparsers) -> None:
     g.add_argument("--serving-destination", required=True,
                    help="gs:// prefix blessed generators are published to (versions/ + LATEST pointer)")
     g.add_argument("--image", required=True, help="pipeline image URI with tag or digest (kubeflow/Dockerfile)")
-    g.add_argument("--service-account", default="", help="service account e-mail for steps, training, Dataflow")
+    g.add_argument("--service-account", default="",
+                   help="service account e-mail for steps, training, Dataflow (default: the project's "
+                        "default compute service account)")
     g.add_argument("--display-name", default="", help="pipeline display name (default: the pipeline name)")
     g.add_argument("--no-cache", action="store_true", help="disable Vertex step caching")
-    g.add_argument("--label", action="append", default=[], metavar="KEY=VALUE", help="GCP label (repeatable)")
+    g.add_argument("--label", action="append", default=[], metavar="KEY=VALUE", help="GCP label (repeatable; default: none)")
     d = p.add_argument_group("Beam (ImageExampleGen, Transform)")
-    d.add_argument("--beam-runner", choices=BEAM_RUNNERS, default=DataflowConfig.runner)
-    d.add_argument("--dataflow-machine-type", default=DataflowConfig.machine_type)
-    d.add_argument("--dataflow-max-workers", type=int, default=DataflowConfig.max_num_workers)
-    d.add_argument("--dataflow-disk-gb", type=int, default=DataflowConfig.disk_size_gb, help="0 = default")
+    d.add_argument("--beam-runner", choices=BEAM_RUNNERS, default=DataflowConfig.runner,
+                   help="dataflow: Dataflow jobs; direct: DirectRunner inside each component's pod")
+    d.add_argument("--dataflow-machine-type", default=DataflowConfig.machine_type, help="Dataflow worker type")
+    d.add_argument("--dataflow-max-workers", type=int, default=DataflowConfig.max_num_workers,
+                   help="Dataflow autoscaling cap (the main cost knob)")
+    d.add_argument("--dataflow-disk-gb", type=int, default=DataflowConfig.disk_size_gb,
+                   help="worker boot disk, GB (default 0: Dataflow's default)")
     d.add_argument("--dataflow-temp-location", default="", help="gs:// (default: PIPELINE_ROOT/beam-tmp)")
     d.add_argument("--dataflow-pip-install", action="store_true",
                    help="workers pip-install deps from setup.py instead of starting from the pipeline image")
-    d.add_argument("--network", default="")
-    d.add_argument("--subnetwork", default="")
-    d.add_argument("--no-public-ips", action="store_true")
+    d.add_argument("--network", default="", help="VPC network of Dataflow workers (default: the project's default)")
+    d.add_argument("--subnetwork", default="", help="VPC subnetwork of Dataflow workers (default: none set)")
+    d.add_argument("--no-public-ips", action="store_true",
+                   help="Dataflow workers without external IPs (needs Private Google Access)")
     t = p.add_argument_group("training (Vertex AI custom job; --target vertex only)")
     t.add_argument("--train-in-pipeline-step", action="store_true",
                    help="run the stock Trainer inside its pipeline step instead of a custom job")
     # None = not given: --target kubeflow refuses these flags only when they are given.
     t.add_argument("--train-machine-type", default=None,
-                   help=f"default {TrainingConfig.machine_type}")
+                   help=f"Vertex AI machine type of the trainer job (default {TrainingConfig.machine_type})")
     t.add_argument("--gpu-type", default=None, choices=ACCELERATOR_TYPES,
-                   help=f"default {TrainingConfig.accelerator_type}")
+                   help=f"accelerator of the trainer job (default {TrainingConfig.accelerator_type})")
     t.add_argument("--gpu-count", type=int, default=None,
-                   help=f"0 = CPU only (default {TrainingConfig.accelerator_count})")
+                   help=f"accelerators per trainer machine, 0 = CPU only (default {TrainingConfig.accelerator_count})")
     t.add_argument("--train-workers", type=int, default=0,
                    help="extra identical machines (multi-worker; MultiWorkerMirroredStrategy)")
-    t.add_argument("--train-boot-disk-gb", type=int, default=0)
+    t.add_argument("--train-boot-disk-gb", type=int, default=0,
+                   help="trainer boot disk, GB (default 0: Vertex's default, 100 GB)")
     e = p.add_argument_group("FID evaluator step resources (0 = Vertex default)")
-    e.add_argument("--evaluator-cpu", type=float, default=0.0)
-    e.add_argument("--evaluator-memory-gb", type=float, default=0.0)
-    e.add_argument("--evaluator-gpu-type", default="", choices=("",) + ACCELERATOR_TYPES)
-    e.add_argument("--evaluator-gpu-count", type=int, default=0)
+    e.add_argument("--evaluator-cpu", type=float, default=0.0, help="vCPUs of the FidEvaluator step (default 0: Vertex's)")
+    e.add_argument("--evaluator-memory-gb", type=float, default=0.0,
+                   help="memory of the FidEvaluator step, GB (default 0: Vertex's)")
+    e.add_argument("--evaluator-gpu-type", default="", choices=("",) + ACCELERATOR_TYPES,
+                   help="accelerator of the FidEvaluator step (default: none)")
+    e.add_argument("--evaluator-gpu-count", type=int, default=0,
+                   help="accelerators of the FidEvaluator step (default 0: none)")
     add_pipeline_knobs(p.add_argument_group("pipeline knobs (as for `dcgan-tfx run`)"))
     p.add_argument("--dry-run", action="store_true", help="print the resolved configs and exit")
     p.set_defaults(handler=_handle_compile)
@@ -172,20 +182,23 @@ def _add_schedule(subparsers) -> None:
         description="Build a Vertex AI CreateScheduleRequest for a spec from `dcgan-tfx compile` and send "
                     "it (needs Google Cloud credentials), or print it with --dry-run. With --resume, "
                     "resume a paused schedule; --catch-up back-fills the runs missed while paused.")
-    p.add_argument("--spec", help="compiled PipelineJob JSON (dcgan-tfx compile --out)")
-    p.add_argument("--cron", help='unix-cron, e.g. "TZ=Europe/Paris 0 3 * * 1" (Mondays 03:00)')
-    p.add_argument("--project", required=True)
-    p.add_argument("--region", required=True)
+    p.add_argument("--spec", help="compiled PipelineJob JSON (dcgan-tfx compile --out); needed, no default, "
+                                  "unless --resume")
+    p.add_argument("--cron", help='unix-cron, e.g. "TZ=Europe/Paris 0 3 * * 1" (Mondays 03:00); '
+                                  "needed, no default, unless --resume")
+    p.add_argument("--project", required=True, help="GCP project id the schedule is created in")
+    p.add_argument("--region", required=True, help="Vertex AI region, e.g. europe-west4")
     p.add_argument("--display-name", default="", help="schedule name (default: <pipeline>-schedule)")
     p.add_argument("--max-concurrent-runs", type=int, default=1, help="runs started at once (default 1)")
     p.add_argument("--allow-queueing", action="store_true",
                    help="queue runs that would exceed --max-concurrent-runs instead of skipping them")
     p.add_argument("--max-runs", type=int, default=0, help="stop after N runs (0 = no limit)")
-    p.add_argument("--start-time", default="", help="RFC 3339, e.g. 2026-12-01T00:00:00Z")
-    p.add_argument("--end-time", default="")
-    p.add_argument("--service-account", default="")
+    p.add_argument("--start-time", default="", help="first run, RFC 3339, e.g. 2026-12-01T00:00:00Z (default: now)")
+    p.add_argument("--end-time", default="", help="no runs after this, RFC 3339 (default: never)")
+    p.add_argument("--service-account", default="",
+                   help="service account the runs use (default: the project's default compute service account)")
     p.add_argument("--resume", metavar="SCHEDULE_NAME",
-                   help="projects/P/locations/R/schedules/ID to resume instead of creating one")
+                   help="projects/P/locations/R/schedules/ID to resume instead of creating one (default: create)")
     p.add_argument("--catch-up", action="store_true", help="with --resume: back-fill missed runs")
     p.add_argument("--dry-run", action="store_true", help="print the request as JSON; send nothing")
     p.set_defaults(handler=_handle_schedule)

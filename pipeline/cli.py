@@ -9,8 +9,10 @@ Exit codes: 0 success; 1 the work ran and failed (pipeline error, data policy vi
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import logging
 import os
+import re
 import sys
 import traceback
 
@@ -19,6 +21,53 @@ from pipeline.knobs import add_pipeline_knobs, config_from_knobs
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a Ctrl-C
+DISTRIBUTION = "dcgan-tfx"
+_SETUP_PY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "setup.py")
+
+
+def version_from_setup_py(path: str = _SETUP_PY) -> str:
+    """The ``version="…"`` string of a setup.py, or "unknown" when it cannot be read or has none."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            match = re.search(r"""\bversion\s*=\s*["']([^"']+)["']""", handle.read())
+    except OSError:
+        return "unknown"
+    return match.group(1) if match else "unknown"
+
+
+def package_version() -> str:
+    """This program's version: the installed distribution's metadata, else the source tree's setup.py."""
+    try:
+        return importlib.metadata.version(DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        return version_from_setup_py()
+
+
+def default_is_shown(action: argparse.Action) -> bool:
+    """Whether ``action``'s help must and does not yet state a default.
+
+    True for an optional, non-flag, not-required option with a real default whose help does not
+    already name it (a help text saying "default …" in its own words is kept as written).
+    """
+    if not action.option_strings or action.nargs == 0 or action.required:
+        return False
+    if action.default is None or action.default is argparse.SUPPRESS:
+        return False
+    text = action.help or ""
+    return "default" not in text.lower()
+
+
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Like ``argparse.ArgumentDefaultsHelpFormatter``, but a help text that states its default in
+    its own words ("(default: the bundled sample)") is not given a second, raw one; empty string
+    and empty list defaults read "none"."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if default_is_shown(action):
+            empty = action.default in ("", [])
+            text += " (default: none)" if empty else " (default: %(default)s)"
+        return text
 
 
 def quiet_logs(verbose: bool) -> None:
@@ -106,8 +155,10 @@ def _handle_run(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="dcgan-tfx",
+        prog="dcgan-tfx", formatter_class=DefaultsHelpFormatter,
         description="Train DCGANs on colour photos with TFX and push only generators that pass an FID gate.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}",
+                        help="print the installed version and exit")
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow/Beam/TFX logs")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
@@ -121,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
         module.register(subparsers)
     # main() accepts --verbose anywhere; listing it on every subcommand makes `run --help` say so.
     for sub in subparsers.choices.values():
+        sub.formatter_class = DefaultsHelpFormatter  # every option's default in its --help
         if not any("--verbose" in a.option_strings for a in sub._actions):
             sub.add_argument("--verbose", action="store_true", help="show TensorFlow/Beam/TFX logs")
     return parser

@@ -14,7 +14,7 @@ from dcgan_common.config import ASPECT_POLICIES, RECIPES, ConfigError, PipelineC
 
 def add_pipeline_knobs(parser) -> None:
     """The pipeline knobs shared by ``run`` and ``compile`` (read back by :func:`config_from_knobs`)."""
-    parser.add_argument("--config", help="JSON file of PipelineConfig fields; flags override it")
+    parser.add_argument("--config", help="JSON file of PipelineConfig fields; flags override it (default: none)")
     parser.add_argument("--recipe", choices=sorted(RECIPES),
                         help="training recipe (default data_efficient: DiffAugment, spectral norm, "
                              "hinge loss, EMA generator, best-KID export; seed: the blog post's "
@@ -23,9 +23,10 @@ def add_pipeline_knobs(parser) -> None:
     parser.add_argument("--batch-size", type=int, help="global batch size (default 32)")
     parser.add_argument("--steps-per-epoch", type=int, help="cap steps per epoch (default: one pass)")
     parser.add_argument("--fid-threshold", type=float,
-                        help="REQUIRED gate: push only if FID <= this (and better than the last pushed model)")
+                        help="REQUIRED gate, no default (here or in --config): push only if FID <= this (and "
+                             "better than the last pushed model)")
     parser.add_argument("--min-improvement", type=float,
-                        help="FID margin a new model must beat the last pushed one by")
+                        help="FID margin a new model must beat the last pushed one by (default 0)")
     parser.add_argument("--min-recall", type=float,
                         help="gate floor on improved recall (k=3), 0-1: refuse a generator that reaches "
                              "fewer real images (mode collapse); default 0 = off")
@@ -33,7 +34,7 @@ def add_pipeline_knobs(parser) -> None:
                         help="gate floor on coverage (k=5), 0-1: the share of real images with a generated "
                              "one nearby; default 0 = off")
     parser.add_argument("--num-fid-samples", type=int, help="generated images scored (default 1000)")
-    parser.add_argument("--max-real", type=int, help="cap on real images for FID statistics (0 = all)")
+    parser.add_argument("--max-real", type=int, help="cap on real images for FID statistics (default 0 = all)")
     parser.add_argument("--aspect", choices=ASPECT_POLICIES, help="resize policy (default squash)")
 
 

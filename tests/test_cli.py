@@ -217,3 +217,59 @@ def test_gate_floor_flags_reach_the_config(capsys):
     assert cli.main(["run", "--fid-threshold", "400", "--dry-run"]) == 0
     config = json.loads(capsys.readouterr().out)
     assert config["eval"]["min_recall"] == 0.0 and config["eval"]["min_coverage"] == 0.0  # off
+
+
+def _all_parsers():
+    import argparse
+    parser = cli.build_parser()
+    yield "dcgan-tfx", parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield name, sub
+
+
+def test_every_flag_has_help_and_a_shown_default():
+    import argparse
+    missing = []
+    for name, parser in _all_parsers():
+        formatter = parser.formatter_class(prog=parser.prog)
+        for action in parser._actions:
+            if isinstance(action, (argparse._HelpAction, argparse._VersionAction, argparse._SubParsersAction)):
+                continue
+            label = f"{name} {'/'.join(action.option_strings) or action.dest}"
+            if not action.help or action.help is argparse.SUPPRESS:
+                missing.append(f"{label}: no help")
+                continue
+            rendered = formatter._get_help_string(action) % {**vars(action), "prog": parser.prog}
+            needs_default = action.option_strings and action.nargs != 0 and not action.required
+            if needs_default and "default" not in rendered.lower():
+                missing.append(f"{label}: no default shown")
+    assert not missing, missing
+    # The raw value is shown where the help does not word its default itself.
+    fid_help = dict(_all_parsers())["fid"].format_help()
+    assert "(default: 1000)" in " ".join(fid_help.split())
+
+
+def test_extractor_choices_come_from_the_registry(capsys):
+    from components.fid_evaluator import extractors
+    fid = dict(_all_parsers())["fid"]
+    action = next(a for a in fid._actions if "--extractor" in a.option_strings)
+    assert list(action.choices) == extractors.list_extractors()
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["fid", "a", "b", "--extractor", "inceptoin"])
+    assert exit_info.value.code == 2 and "invalid choice: 'inceptoin'" in capsys.readouterr().err
+
+
+def test_version_is_the_installed_distributions(capsys, tmp_path):
+    import importlib.metadata
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"dcgan-tfx {importlib.metadata.version('dcgan-tfx')}"
+    # Without an installed distribution the source tree's setup.py answers.
+    assert cli.version_from_setup_py() == importlib.metadata.version("dcgan-tfx")
+    fake = tmp_path / "setup.py"
+    fake.write_text('setup(name="x",\n      version="9.8.7rc1",\n)\n')
+    assert cli.version_from_setup_py(str(fake)) == "9.8.7rc1"
+    assert cli.version_from_setup_py(str(tmp_path / "absent.py")) == "unknown"

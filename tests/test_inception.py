@@ -2,6 +2,8 @@
 import os
 import pickle
 import shutil
+import subprocess
+import sys
 import zipfile
 
 import numpy as np
@@ -104,3 +106,35 @@ def test_archive_tree_has_the_inception_layout():
     first = layers.attrs["conv"].attrs["weight"]
     assert first.shape == (32, 3, 3, 3) and first.dtype == np.float32
     assert "code/__torch__/inceptionv3.py" in code
+
+
+@pytest.mark.parametrize("shape", [(2, 64, 64, 3), (1, 48, 80, 3), (1, 320, 310, 3)])
+def test_protocol_resize_is_the_legacy_tf1_kernel_bit_for_bit(shape):
+    # The deprecated wrapper is the reference here only: the protocol must give its exact floats.
+    import tensorflow as tf
+
+    from dcgan_common.fid import protocol
+    images = np.random.default_rng(sum(shape)).integers(0, 256, shape, dtype=np.uint8)
+    got = protocol.preprocess(tf.constant(images)).numpy()
+    legacy = tf.compat.v1.image.resize_bilinear(tf.cast(images, tf.float32), [299, 299],
+                                                align_corners=False, half_pixel_centers=False)
+    expected = ((legacy - 128.0) / 128.0).numpy()
+    assert got.shape == (shape[0], 299, 299, 3) and got.dtype == np.float32
+    assert np.array_equal(got, expected)
+    # TF2's default (half-pixel centres) differs, so the comparison above can tell kernels apart.
+    assert not np.array_equal(got, ((tf.image.resize(tf.cast(images, tf.float32), [299, 299]) - 128.0)
+                                    / 128.0).numpy())
+
+
+def test_protocol_resize_logs_no_deprecation_warning():
+    # A fresh interpreter: TensorFlow prints each deprecation once per process.
+    code = ("import numpy as np, tensorflow as tf\n"
+            "from dcgan_common.fid import protocol\n"
+            "x = protocol.preprocess(tf.constant(np.zeros((1, 64, 64, 3), np.uint8)))\n"
+            "print(x.shape)\n")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "(1, 299, 299, 3)" in proc.stdout
+    assert "deprecat" not in proc.stderr.lower(), proc.stderr

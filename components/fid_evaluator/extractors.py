@@ -52,6 +52,30 @@ _FACTORIES: dict[str, Callable[[str, str], object]] = {
 }
 
 
+def _inception_class():
+    from dcgan_common.fid import inception  # numpy only at import; Keras loads when it is built
+
+    return inception.InceptionExtractor
+
+
+_CLASSES: dict[str, Callable[[], type]] = {
+    "inception": _inception_class,
+    "downsample-8x8": lambda: Downsample8x8Extractor,
+}
+
+
+def extractor_spec(name: str) -> tuple[int, str]:
+    """(feature_dim, protocol) of the named extractor without building it: no weights, no TensorFlow.
+
+    Lets callers check inputs (e.g. a statistics file's dimension) before anything heavy loads.
+    Raises ValueError for an unknown name (the message lists the valid ones).
+    """
+    if name not in _CLASSES:
+        raise ValueError(f"unknown feature extractor {name!r}; valid: {list_extractors()}")
+    cls = _CLASSES[name]()
+    return int(cls.feature_dim), str(cls.protocol)
+
+
 def list_extractors() -> list[str]:
     """Valid extractor names."""
     return sorted(_FACTORIES)

@@ -25,13 +25,25 @@ def register(subparsers) -> None:
                    help="where to write the ledger JSON (default: ./ingestion_report.json)")
     p.add_argument("--examples-dir", default=None,
                    help="also write the TFRecord splits here (default: none are written)")
-    p.add_argument("--beam-mode", choices=("in_memory", "multi_processing"), default="in_memory")
+    from dcgan_common.config import IngestConfig, TrainConfig  # light (no TF/Beam); for the defaults in the help
+
+    ingest = IngestConfig()
+    p.add_argument("--beam-mode", choices=("in_memory", "multi_processing"), default="in_memory",
+                   help="Beam DirectRunner mode")
     p.add_argument("--workers", type=int, default=2, help="workers for multi_processing (default 2)")
-    p.add_argument("--eval-percent", type=int, default=None)
-    p.add_argument("--max-rejected-fraction", type=float, default=None)
-    p.add_argument("--max-pixels", type=int, default=None)
-    p.add_argument("--allow-empty-categories", action="store_true")
-    from dcgan_common.config import TrainConfig  # light (no TF/Beam); only for the default in the help
+    # None = not given: the IngestConfig default applies (named in each help).
+    p.add_argument("--eval-percent", type=int, default=None, metavar="PERCENT",
+                   help="share of images, 0-100, put in the eval split by a stable hash of each "
+                        f"file's bytes (default {ingest.eval_percent})")
+    p.add_argument("--max-rejected-fraction", type=float, default=None, metavar="FRACTION",
+                   help="fail the policy (exit 1, after writing the ledger) when more than this share "
+                        f"of files is rejected (default {ingest.max_rejected_fraction})")
+    p.add_argument("--max-pixels", type=int, default=None, metavar="PIXELS",
+                   help="width*height above which a JPEG is decoded DCT-downscaled and any other "
+                        f"format is rejected as too_large (decompression-bomb guard) (default "
+                        f"{ingest.max_pixels})")
+    p.add_argument("--allow-empty-categories", action="store_true",
+                   help="pass the policy even when a category folder holds no usable image")
 
     p.add_argument("--min-train-examples", type=int, default=None, metavar="N",
                    help="fail when the train split holds fewer than N images (default, or 0: one "

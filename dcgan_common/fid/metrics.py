@@ -138,12 +138,63 @@ class FeatureStats:
         return stats
 
 
-def _check_counts(n1: int, n2: int, dim: int, allow_small_sample: bool) -> None:
-    if n1 < 2 or n2 < 2:
+class GaussianStats:
+    """Stats-only side of a comparison: a feature Gaussian's mean and covariance, no raw features.
+
+    What a TTUR / pytorch-fid ``.npz`` statistics file holds (``dcgan_common.fid.stats_npz``).
+    Duck-types :class:`FeatureStats` for FID; metrics that need raw features (KID, the k-NN ones)
+    raise :class:`MetricError` from :attr:`features`.
+
+    Args:
+      mean: float [d] feature mean. cov: float [d, d] covariance (unbiased, 1/(N-1)).
+      count: N the statistics were computed from, or None when the file does not say (TTUR and
+        pytorch-fid files do not); a known N < 2 cannot have a covariance.
+      source: named in error messages (e.g. the file path).
+    Raises:
+      MetricError: shapes that are not [d] and [d, d], non-finite values, or count < 2.
+    """
+
+    keep_features = False
+
+    def __init__(self, mean: np.ndarray, cov: np.ndarray, count: int | None = None, source: str = ""):
+        mean, cov = np.asarray(mean, np.float64), np.asarray(cov, np.float64)
+        if mean.ndim != 1 or mean.shape[0] < 1 or cov.shape != (mean.shape[0], mean.shape[0]):
+            raise MetricError(f"{source or 'statistics'}: mu must be [d] and sigma [d, d], got "
+                              f"{mean.shape} and {cov.shape}")
+        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(cov))):
+            raise MetricError(f"{source or 'statistics'}: mu or sigma contains NaN or Inf")
+        if count is not None and count < 2:
+            raise MetricError(f"{source or 'statistics'}: computed from n={count} samples; "
+                              "a covariance needs at least 2")
+        self.dim = int(mean.shape[0])
+        self.count = None if count is None else int(count)
+        self.source = source
+        self._mean, self._cov = mean, cov
+
+    @property
+    def mean(self) -> np.ndarray:
+        """float64 [d]."""
+        return self._mean
+
+    @property
+    def cov(self) -> np.ndarray:
+        """float64 [d, d]."""
+        return self._cov
+
+    @property
+    def features(self) -> np.ndarray:
+        """Always raises MetricError: a stats-only side has no raw features."""
+        raise MetricError(f"{self.source or 'these statistics'} holds only mu/sigma, no raw features")
+
+
+def _check_counts(n1: int | None, n2: int | None, dim: int, allow_small_sample: bool) -> None:
+    """Sample-count checks of FID; a count of None (stats file without N) is not checked."""
+    known = [n for n in (n1, n2) if n is not None]
+    if any(n < 2 for n in known):
         raise MetricError(f"FID needs at least 2 samples on each side, got {n1} and {n2}")
-    if min(n1, n2) < dim and not allow_small_sample:
+    if known and min(known) < dim and not allow_small_sample:
         raise SmallSampleError(
-            f"N={min(n1, n2)} is below the feature dimension {dim}: the covariance is singular and "
+            f"N={min(known)} is below the feature dimension {dim}: the covariance is singular and "
             "FID is strongly biased; use KID, more samples, or allow_small_sample=True")
 
 
@@ -311,18 +362,30 @@ class MetricOptions:
 
 MetricFn = Callable[[FeatureStats, FeatureStats, MetricOptions], dict[str, float]]
 _REGISTRY: dict[str, MetricFn] = {}
+_NEEDS_FEATURES: dict[str, bool] = {}
 
 
-def register_metric(name: str) -> Callable[[MetricFn], MetricFn]:
-    """Decorator: register ``fn(real: FeatureStats, fake: FeatureStats, opts) -> dict[str, float]``."""
+def register_metric(name: str, needs_features: bool = True) -> Callable[[MetricFn], MetricFn]:
+    """Decorator: register ``fn(real: FeatureStats, fake: FeatureStats, opts) -> dict[str, float]``.
+
+    ``needs_features``: the metric reads raw feature rows (``stats.features``), so it cannot run on
+    a stats-only side (:class:`GaussianStats`); False for metrics of mean and covariance only.
+    """
 
     def wrap(fn: MetricFn) -> MetricFn:
         if name in _REGISTRY:
             raise ValueError(f"metric {name!r} is already registered")
         _REGISTRY[name] = fn
+        _NEEDS_FEATURES[name] = needs_features
         return fn
 
     return wrap
+
+
+def needs_raw_features(name: str) -> bool:
+    """Whether metric ``name`` needs raw features (not just mu/sigma). Raises ValueError if unknown."""
+    get_metric(name)
+    return _NEEDS_FEATURES[name]
 
 
 def list_metrics() -> list[str]:
@@ -350,7 +413,7 @@ def compute_metrics(names, real: FeatureStats, fake: FeatureStats,
     return result
 
 
-@register_metric("fid")
+@register_metric("fid", needs_features=False)
 def _fid(real: FeatureStats, fake: FeatureStats, options: MetricOptions) -> dict[str, float]:
     """{"fid": Fréchet distance of the two feature Gaussians}."""
     _check_counts(real.count, fake.count, real.dim, options.allow_small_sample)

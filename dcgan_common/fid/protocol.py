@@ -6,9 +6,10 @@ images take the same path. The name is recorded in every result and in the real-
 Steps (``tests/testdata/fid-reference/README.md``; the TTUR/pytorch-fid/NVIDIA convention):
 
 1. uint8 RGB NHWC in [0, 255] -> float32 in [0, 255];
-2. TF1 legacy bilinear resize to 299x299
-   (``tf.compat.v1.image.resize_bilinear(x, [299, 299], align_corners=False,
-   half_pixel_centers=False)``); images already 299x299 are passed through unchanged;
+2. TF1 legacy bilinear resize to 299x299: the ``ResizeBilinear`` kernel with
+   ``align_corners=False, half_pixel_centers=False`` (what ``tf.compat.v1.image.resize_bilinear``
+   calls; run here as ``tf.raw_ops.ResizeBilinear``, the same kernel without that wrapper's
+   deprecation warning); images already 299x299 are passed through unchanged;
 3. ``(x - 128) / 128`` -> float32 in [-1, 0.9921875];
 4. Inception 2015-12-05 ``pool_3`` -> float32 [N, 2048] (``inception.py``).
 
@@ -62,7 +63,8 @@ def preprocess(images):
     height, width = images.shape[1], images.shape[2]
     if not (height == INCEPTION_SIZE and width == INCEPTION_SIZE):
         # The legacy (TF1) kernel: align_corners=False, half_pixel_centers=False. TF2's
-        # tf.image.resize uses half-pixel centres and gives different features.
-        x = tf.compat.v1.image.resize_bilinear(
-            x, [INCEPTION_SIZE, INCEPTION_SIZE], align_corners=False, half_pixel_centers=False)
+        # tf.image.resize uses half-pixel centres and gives different features. The raw op is the
+        # kernel tf.compat.v1.image.resize_bilinear dispatches to, minus its deprecation wrapper.
+        x = tf.raw_ops.ResizeBilinear(images=x, size=[INCEPTION_SIZE, INCEPTION_SIZE],
+                                      align_corners=False, half_pixel_centers=False)
     return (x - INPUT_SHIFT) / INPUT_SCALE
