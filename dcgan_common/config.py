@@ -23,6 +23,8 @@ DEFAULT_DATA_ROOT = os.path.join(_REPO_ROOT, "data", "sample")
 DEFAULT_OUTPUT_ROOT = os.path.join(_REPO_ROOT, "out")
 
 ASPECT_POLICIES = ("squash", "center_crop", "pad")
+#: Default RGB (0-255) that alpha is composited onto at ingestion and that ``pad`` fills with.
+DEFAULT_BACKGROUND = (255, 255, 255)
 LABEL_SMOOTHING_MODES = ("uniform", "constant", "none")
 BEAM_MODES = ("in_memory", "multi_processing")
 PRECISIONS = ("float32", "mixed_bfloat16")
@@ -30,6 +32,12 @@ PRECISIONS = ("float32", "mixed_bfloat16")
 
 class ConfigError(ValueError):
     """A configuration value is invalid; the message names the field and the valid values."""
+
+
+def _check_background(name: str, background) -> None:
+    """Raises ConfigError unless ``background`` is three ints in 0-255 (an RGB colour)."""
+    if len(background) != 3 or not all(0 <= c <= 255 for c in background):
+        raise ConfigError(f"{name} must be three ints in 0-255, got {background}")
 
 
 @dataclass(frozen=True)
@@ -49,7 +57,7 @@ class IngestConfig:
 
     eval_percent: int = 10
     max_pixels: int = 40_000_000
-    background: tuple[int, int, int] = (255, 255, 255)
+    background: tuple[int, int, int] = DEFAULT_BACKGROUND
     max_rejected_fraction: float = 0.05
     allow_empty_categories: bool = False
     # Images with a side below this many pixels are rejected as "too_small": shop crawls hold 1x1
@@ -81,8 +89,7 @@ class IngestConfig:
             raise ConfigError(f"ingest.eval_percent must be in [0, 100), got {self.eval_percent}")
         if not 0.0 <= self.max_rejected_fraction <= 1.0:
             raise ConfigError("ingest.max_rejected_fraction must be in [0, 1]")
-        if len(self.background) != 3 or not all(0 <= c <= 255 for c in self.background):
-            raise ConfigError(f"ingest.background must be three ints in 0-255, got {self.background}")
+        _check_background("ingest.background", self.background)
         if self.max_pixels < 1 or self.min_side < 1:
             raise ConfigError("ingest.max_pixels and ingest.min_side must be >= 1")
         if self.jpeg_store_min_side < 0:
@@ -111,6 +118,29 @@ class TransformConfig:
         if self.image_size != features.IMAGE_SIZE:
             raise ConfigError(f"transform.image_size must be {features.IMAGE_SIZE} (the model's input), "
                               f"got {self.image_size}")
+
+
+@dataclass(frozen=True)
+class TransformComponentConfig(TransformConfig):
+    """The Transform component's one parameter: the ``transform`` section plus the pad colour.
+
+    ``background`` is ``IngestConfig.background`` (RGB 0-255): ``pad`` fills with the colour that
+    alpha was composited onto at ingestion, so a padded transparent photo has one background, and
+    the user sets it once, in the ingest section. Build it with :meth:`from_sections`; the
+    component, its executor and ``trainer.preprocessing.preprocessing_fn`` read it through
+    :func:`decode_section`.
+    """
+
+    background: tuple[int, int, int] = DEFAULT_BACKGROUND
+
+    @classmethod
+    def from_sections(cls, transform: TransformConfig, ingest: IngestConfig) -> "TransformComponentConfig":
+        """The transform section's fields and ``ingest.background``."""
+        return cls(**dataclasses.asdict(transform), background=tuple(ingest.background))
+
+    def validate(self) -> None:
+        super().validate()
+        _check_background("transform.background", self.background)
 
 
 LOSSES = ("bce", "hinge", "wgan_gp")
@@ -410,7 +440,8 @@ def decode_section(section_cls, encoded: str | dict | None, prefix: str | None =
     """The one way a component reads its config section: decode, type-check and validate.
 
     Args:
-      section_cls: IngestConfig, TransformConfig, TrainConfig or EvalConfig.
+      section_cls: IngestConfig, TransformComponentConfig, TrainConfig or EvalConfig (or any
+        section above).
       encoded: the section as a JSON string (:func:`section_to_json`), a JSON object already
         decoded, or ""/None for the defaults.
       prefix: names fields in errors (default ``"<ClassName>."``).

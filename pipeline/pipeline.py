@@ -16,7 +16,7 @@ from components.fid_evaluator.component import FidEvaluator
 from components.image_example_gen.component import ImageExampleGen
 from components.pusher.component import AtomicPusher
 from components.transform.component import ImageTransform
-from dcgan_common.config import PipelineConfig, section_to_json
+from dcgan_common.config import PipelineConfig, TransformComponentConfig, section_to_json
 
 RAW_SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "raw_schema.pbtxt")
 PREPROCESSING_FN = "trainer.preprocessing.preprocessing_fn"
@@ -77,10 +77,8 @@ def _transform(config: PipelineConfig, example_gen, schema_gen) -> ImageTransfor
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
-        custom_config={"transform": {"aspect": config.transform.aspect,
-                                     "image_size": config.transform.image_size},
-                       "background": list(config.ingest.background)},
-        batch_size=config.transform.batch_size,
+        transform_config=section_to_json(
+            TransformComponentConfig.from_sections(config.transform, config.ingest)),
     ).with_id("Transform")
 
 
