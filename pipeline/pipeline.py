@@ -100,23 +100,11 @@ def _trainer(config: PipelineConfig, transform, trainer_class, trainer_extra_con
 
 
 def _evaluator(config: PipelineConfig, trainer, transform, latest_blessed) -> FidEvaluator:
-    ev = config.eval
     return FidEvaluator(
         model=trainer.outputs["model"],
         examples=transform.outputs["transformed_examples"],
         baseline_model=latest_blessed.outputs["model"],
-        metrics=list(ev.metrics),
-        gate_metric=ev.gate_metric,
-        threshold=ev.threshold,
-        min_improvement=ev.min_improvement,
-        min_recall=ev.min_recall,
-        min_coverage=ev.min_coverage,
-        num_generated=ev.num_generated,
-        max_real=ev.max_real,
-        splits=list(ev.splits),
-        seed=ev.seed,
-        weights_uri=ev.weights_uri,
-        allow_small_sample=ev.allow_small_sample,
+        eval_config=section_to_json(config.eval),
         cache_dir=fid_cache_dir(config),
     )
 
