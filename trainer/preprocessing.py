@@ -26,9 +26,9 @@ per-channel pixel statistics of the transformed images and the category vocabula
 (``tft.vocabulary`` with frequencies), both written as Transform assets. The pixel statistics
 are exact: the transformed pixels lie on the uint8 grid, so per-channel sums of the grid values
 v and of v² are integers, accumulated in float64 (exact below 2**53) by a weighted
-``tft.vocabulary`` over seven keys (``count``, ``sum_r`` ... ``sumsq_b``). A second-phase analyzer
-(formatting tft.mean/tft.var into an asset) was dropped: it cost a whole extra pass over the data
-(measured 3.8 CPU-s of fixed cost). ``read_analyzer_outputs`` returns mean and population
+``tft.vocabulary`` over seven keys (``count``, ``sum_r`` ... ``sumsq_b``). They are not a second-phase
+analyzer (tft.mean/tft.var formatted into an asset) because that costs a whole extra pass over
+the data (measured 3.8 CPU-s of fixed cost). ``read_analyzer_outputs`` returns mean and population
 (1/N) std in the units of the transformed images from a ``TFTransformOutput``.
 """
 from __future__ import annotations
