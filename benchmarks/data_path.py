@@ -98,7 +98,7 @@ def ingest_and_transform(root: str, work: str) -> dict:
     cpu_ingest, wall_ingest = _cpu() - cpu0, time.time() - wall0
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
-    config = {"transform": {"aspect": "squash", "image_size": 64}, "background": [255, 255, 255]}
+    config = {"aspect": "squash", "image_size": 64, "background": [255, 255, 255]}
 
     def fn(inputs):
         return preprocessing.preprocessing_fn(inputs, config)

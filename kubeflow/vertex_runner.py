@@ -138,19 +138,54 @@ def relocate_repo_paths(pipeline, *, repo_root: str = REPO_ROOT,
 
     ``create_pipeline`` names files next to the code by absolute path (ImportSchemaGen's
     ``schema_file`` = ``<repo>/pipeline/raw_schema.pbtxt``); that path means nothing inside the
-    container, where the same tree sits at ``/pipeline`` (kubeflow/Dockerfile).
+    container, where the same tree sits at ``/pipeline`` (kubeflow/Dockerfile). Config sections
+    travel as JSON objects in one property (the FidEvaluator's ``eval_config``, the Trainer's
+    ``custom_config``), so a path among their values (e.g. ``weights_uri``) is rewritten too, and
+    the property re-encoded with sorted keys.
     Returns:
-      ``"<node id>.<property>"`` of every rewritten property (for the log and tests).
+      ``"<node id>.<property>"`` of every rewritten property, ``"<node id>.<property>.<key>..."``
+      for a value inside a JSON object (for the log and tests).
     """
     prefix = repo_root.rstrip(os.sep) + os.sep
-    changed = []
+
+    def relocate(value, where: str, changed: list[str]):
+        if isinstance(value, str) and value.startswith(prefix):
+            changed.append(where)
+            rel = os.path.relpath(value, repo_root).replace(os.sep, "/")
+            return f"{image_root.rstrip('/')}/{rel}"
+        if isinstance(value, dict):
+            return {k: relocate(v, f"{where}.{k}", changed) for k, v in value.items()}
+        if isinstance(value, list):
+            return [relocate(v, f"{where}[{i}]", changed) for i, v in enumerate(value)]
+        return value
+
+    changed: list[str] = []
     for node in pipeline.components:
         for key, value in list(node.exec_properties.items()):
-            if isinstance(value, str) and value.startswith(prefix):
-                rel = os.path.relpath(value, repo_root).replace(os.sep, "/")
-                node.exec_properties[key] = f"{image_root.rstrip('/')}/{rel}"
-                changed.append(f"{node.id}.{key}")
+            where = f"{node.id}.{key}"
+            section = _json_object(value)
+            if section is not None:
+                inside: list[str] = []
+                section = relocate(section, where, inside)
+                if inside:
+                    node.exec_properties[key] = json.dumps(section, sort_keys=True)
+                    changed.extend(inside)
+                continue
+            relocated = relocate(value, where, changed)
+            if relocated is not value:
+                node.exec_properties[key] = relocated
     return changed
+
+
+def _json_object(value) -> dict | None:
+    """``value`` decoded when it is a string holding a JSON object, else None."""
+    if not (isinstance(value, str) and value.lstrip().startswith("{")):
+        return None
+    try:
+        decoded = json.loads(value)
+    except ValueError:
+        return None
+    return decoded if isinstance(decoded, dict) else None
 
 
 def evaluator_resources(vc: VertexConfig):

@@ -16,7 +16,7 @@ from components.fid_evaluator.component import FidEvaluator
 from components.image_example_gen.component import ImageExampleGen
 from components.pusher.component import AtomicPusher
 from components.transform.component import ImageTransform
-from dcgan_common.config import PipelineConfig, section_to_json
+from dcgan_common.config import PipelineConfig, TransformComponentConfig, section_to_json
 
 RAW_SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "raw_schema.pbtxt")
 PREPROCESSING_FN = "trainer.preprocessing.preprocessing_fn"
@@ -77,10 +77,8 @@ def _transform(config: PipelineConfig, example_gen, schema_gen) -> ImageTransfor
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
-        custom_config={"transform": {"aspect": config.transform.aspect,
-                                     "image_size": config.transform.image_size},
-                       "background": list(config.ingest.background)},
-        batch_size=config.transform.batch_size,
+        transform_config=section_to_json(
+            TransformComponentConfig.from_sections(config.transform, config.ingest)),
     ).with_id("Transform")
 
 
@@ -102,23 +100,11 @@ def _trainer(config: PipelineConfig, transform, trainer_class, trainer_extra_con
 
 
 def _evaluator(config: PipelineConfig, trainer, transform, latest_blessed) -> FidEvaluator:
-    ev = config.eval
     return FidEvaluator(
         model=trainer.outputs["model"],
         examples=transform.outputs["transformed_examples"],
         baseline_model=latest_blessed.outputs["model"],
-        metrics=list(ev.metrics),
-        gate_metric=ev.gate_metric,
-        threshold=ev.threshold,
-        min_improvement=ev.min_improvement,
-        min_recall=ev.min_recall,
-        min_coverage=ev.min_coverage,
-        num_generated=ev.num_generated,
-        max_real=ev.max_real,
-        splits=list(ev.splits),
-        seed=ev.seed,
-        weights_uri=ev.weights_uri,
-        allow_small_sample=ev.allow_small_sample,
+        eval_config=section_to_json(config.eval),
         cache_dir=fid_cache_dir(config),
     )
 

@@ -87,6 +87,14 @@ def export_generator(uri: str, kind: str) -> str:
     return uri
 
 
+def eval_config(threshold: float | None, metrics=("fid", "kid"), **fields) -> str:
+    """The FidEvaluator's ``eval_config`` for these tests: an EvalConfig section with two metrics
+    and every split unless told otherwise (``fields`` are further EvalConfig fields)."""
+    from dcgan_common.config import EvalConfig, section_to_json
+
+    return section_to_json(EvalConfig(threshold=threshold, metrics=tuple(metrics), splits=(), **fields))
+
+
 def build_pipeline(root: str, model_uri: str, examples_uri: str, serving_dir: str,
                    threshold: float, name: str = "fidtest", metrics=("fid", "kid"), **gate_kwargs):
     import tfx
@@ -110,8 +118,8 @@ def build_pipeline(root: str, model_uri: str, examples_uri: str, serving_dir: st
     ).with_id("latest_blessed_model")
     evaluator = FidEvaluator(
         model=model.outputs["result"], examples=examples.outputs["result"],
-        baseline_model=baseline.outputs["model"], threshold=threshold, metrics=list(metrics),
-        num_generated=NUM_GENERATED, extractor=EXTRACTOR, seed=3, **gate_kwargs)
+        baseline_model=baseline.outputs["model"], extractor=EXTRACTOR,
+        eval_config=eval_config(threshold, metrics, num_generated=NUM_GENERATED, seed=3, **gate_kwargs))
     pusher = AtomicPusher(
         model=model.outputs["result"], model_blessing=evaluator.outputs["blessing"],
         evaluation=evaluator.outputs["evaluation"],
@@ -182,11 +190,13 @@ def test_threshold_unset_is_a_construction_error():
     model = tfx_v1.dsl.Channel(type=standard_artifacts.Model)
     examples = tfx_v1.dsl.Channel(type=standard_artifacts.Examples)
     with pytest.raises(ValueError, match="threshold"):
-        FidEvaluator(model=model, examples=examples)
+        FidEvaluator(model=model, examples=examples, eval_config=eval_config(None))
     with pytest.raises(ValueError, match="gate_metric"):
-        FidEvaluator(model=model, examples=examples, threshold=1.0, metrics=["kid"])
-    with pytest.raises(ValueError, match="valid metrics"):
-        FidEvaluator(model=model, examples=examples, threshold=1.0, metrics=["fid", "bogus"])
+        FidEvaluator(model=model, examples=examples, eval_config=eval_config(1.0, metrics=["kid"]))
+    with pytest.raises(ValueError, match=r"unknown names \['bogus'\]; valid"):
+        FidEvaluator(model=model, examples=examples, eval_config=eval_config(1.0, metrics=["fid", "bogus"]))
+    with pytest.raises(ValueError, match="unknown extractor"):
+        FidEvaluator(model=model, examples=examples, eval_config=eval_config(1.0), extractor="pixels")
 
 
 def test_nan_generator_is_not_pushed(tmp_path, data):
@@ -348,11 +358,12 @@ def test_floors_need_their_metric_and_a_share():
     model = tfx_v1.dsl.Channel(type=standard_artifacts.Model)
     examples = tfx_v1.dsl.Channel(type=standard_artifacts.Examples)
     with pytest.raises(ValueError, match="min_recall needs the 'precision_recall' metric"):
-        FidEvaluator(model=model, examples=examples, threshold=1.0, min_recall=0.1)
+        FidEvaluator(model=model, examples=examples, eval_config=eval_config(1.0, min_recall=0.1))
     with pytest.raises(ValueError, match=r"min_coverage must be a number in \[0, 1\]"):
-        FidEvaluator(model=model, examples=examples, threshold=1.0, min_coverage=1.5,
-                     metrics=["fid", "density_coverage"])
-    FidEvaluator(model=model, examples=examples, threshold=1.0, min_recall=0.0)  # 0 = off: no metric needed
+        FidEvaluator(model=model, examples=examples,
+                     eval_config=eval_config(1.0, metrics=["fid", "density_coverage"], min_coverage=1.5))
+    # 0 = off: no metric needed
+    FidEvaluator(model=model, examples=examples, eval_config=eval_config(1.0, min_recall=0.0))
 
 
 GATE_CASES = {

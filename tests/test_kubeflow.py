@@ -122,8 +122,10 @@ def test_images_commands_and_pipeline_root(specs):
 
 
 def test_parameters_reach_the_components(specs):
+    from components.fid_evaluator import executor as fid_executor
+
     job = specs["vertex"]
-    assert float(_param(job, "FidEvaluator", "threshold")) == 42.5
+    assert fid_executor.parse_config(_param(job, "FidEvaluator", "eval_config")).threshold == 42.5
     assert _param(job, "FidEvaluator", "cache_dir").startswith("gs://dcgan-b/root/")
     assert _param(job, "ImageExampleGen", "data_root") == "gs://dcgan-b/photos"
     assert _param(job, "Trainer", "run_fn") == "trainer.run_fn.run_fn"
@@ -376,6 +378,27 @@ def test_good_vertex_config_and_beam_args():
     assert "--service_account_email=runner@dcgan-proj.iam.gserviceaccount.com" in args
     assert "--no_use_public_ips" in args and "--disk_size_gb=50" in args
     assert not any(a.startswith("--sdk_container_image") for a in args)
+
+
+def test_repo_paths_inside_config_sections_point_into_the_image():
+    """A weights file under the checkout, given as eval.weights_uri, reaches the evaluator's
+    eval_config and the Trainer's KID settings as the image's copy, not the compiling machine's."""
+    from components.fid_evaluator import executor as fid_executor
+    from dcgan_common.config import EvalConfig, PipelineConfig
+    from kubeflow.vertex_runner import build_cloud_pipeline
+
+    weights = os.path.join(REPO, "tests", "testdata", "inception.pt")
+    config = PipelineConfig(eval=EvalConfig(threshold=42.5, weights_uri=weights))
+    pipeline = build_cloud_pipeline(config, _vc().validate(), target="kubeflow")
+    nodes = {n.id: n for n in pipeline.components}
+    image_copy = "/pipeline/tests/testdata/inception.pt"
+    evaluated = fid_executor.parse_config(nodes["FidEvaluator"].exec_properties["eval_config"])
+    assert evaluated == EvalConfig(threshold=42.5, weights_uri=image_copy)
+    custom = json.loads(nodes["Trainer"].exec_properties["custom_config"])
+    assert custom["kid"]["weights_uri"] == image_copy
+    assert nodes["ImportSchemaGen"].exec_properties["schema_file"] == "/pipeline/pipeline/raw_schema.pbtxt"
+    assert not [(n.id, k) for n in pipeline.components for k, v in n.exec_properties.items()
+                if isinstance(v, str) and REPO in v]
 
 
 def test_compile_refuses_missing_threshold(tmp_path):

@@ -120,10 +120,13 @@ def test_aspect_policies_geometry():
 
 
 def test_preprocessing_fn_rejects_bad_config():
-    with pytest.raises(ValueError, match="aspect"):
-        preprocessing.parse_custom_config({"transform": {"aspect": "stretch"}})
-    with pytest.raises(ValueError, match="image_size"):
-        preprocessing.parse_custom_config({"transform": {"image_size": 32}})
+    # The config is decoded before any input is read: the error comes first, whatever the inputs.
+    with pytest.raises(ValueError, match="transform.aspect must be one of"):
+        preprocessing.preprocessing_fn({}, {"aspect": "stretch"})
+    with pytest.raises(ValueError, match="transform.image_size must be 64"):
+        preprocessing.preprocessing_fn({}, {"image_size": 32})
+    with pytest.raises(ValueError, match="transform.background must be three ints"):
+        preprocessing.preprocessing_fn({}, {"background": [0, 0, 300]})
 
 
 @pytest.mark.parametrize("aspect", ["squash", "center_crop", "pad"])
@@ -146,7 +149,7 @@ def test_analyze_and_transform_real_photos(sample_photos, tmp_path, aspect):
     raw.append(dict(raw[0], **{features.IMAGE_ENCODED_KEY: png.encoded, features.IMAGE_FORMAT_KEY: b"png",
                                features.CLASS_TEXT_KEY: 'odd\\name\nwith "breaks"\r'.encode()}))
     metadata = tft.DatasetMetadata.from_feature_spec(preprocessing.raw_feature_spec())
-    config = {"transform": {"aspect": aspect, "image_size": SIZE}, "background": [255, 255, 255]}
+    config = {"aspect": aspect, "image_size": SIZE, "background": [255, 255, 255]}
 
     def fn(inputs):
         return preprocessing.preprocessing_fn(inputs, config)

@@ -106,8 +106,8 @@ def test_generate_cli_writes_the_images_fid_and_the_evaluator_score(model_dir, t
 
 @pytest.mark.parametrize("extractor_name", [
     # downsample-8x8 features are short dyadic fractions: sums are exact and the covariance is
-    # exactly 0. Inception features are not: their covariance is all rounding noise (the case that
-    # used to exit 2 with "not positive semi-definite").
+    # exactly 0. Inception features are not: their covariance is all rounding noise, which a strict
+    # positive-semi-definite check would refuse (exit 2) although the score is well defined.
     "downsample-8x8",
     pytest.param("inception", marks=[pytest.mark.slow, pytest.mark.skipif(
         __import__("dcgan_common.fid.weights", fromlist=["x"]).find_wheel_weights() is None,

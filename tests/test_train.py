@@ -210,6 +210,30 @@ def test_run_fn_with_real_transform_output(tmp_path):
     assert out[features.IMAGES_OUTPUT].shape == (2,) + features.IMAGE_SHAPE
 
 
+def test_trainer_reads_the_pipelines_train_section():
+    """The section create_pipeline hands the Trainer decodes back to the same TrainConfig, a
+    ``recipe`` key expands through from_recipe, and bad values are refused naming train.<field>."""
+    from dcgan_common.config import EvalConfig, PipelineConfig
+    from pipeline.pipeline import create_components
+    from trainer.run_fn import train_config
+
+    config = PipelineConfig(eval=EvalConfig(threshold=1.0),
+                            train=TrainConfig.from_recipe("seed", epochs=3, batch_size=8))
+    trainer = create_components(config)[3]
+    custom = json.loads(trainer.exec_properties["custom_config"])
+    assert set(custom) == {"train", "kid"}
+    assert train_config(custom) == config.train
+    assert train_config({"train": {"recipe": "wgan_gp", "epochs": 2}}) == \
+        TrainConfig.from_recipe("wgan_gp", epochs=2)
+    assert train_config({}) == TrainConfig()
+    with pytest.raises(ConfigError, match="train.epochs must be int, got 2.5"):
+        train_config({"train": {"epochs": 2.5}})
+    with pytest.raises(ConfigError, match="train.epochs must be >= 1"):
+        train_config({"train": {"epochs": 0}})
+    with pytest.raises(ConfigError, match="train.recipe must be one of"):
+        train_config({"train": {"recipe": "nope"}})
+
+
 # --- Recipes, EMA, n_critic ---
 
 def test_seed_recipe_is_the_blog_post():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import glob
+import json
 import os
 import shutil
 
@@ -12,9 +13,10 @@ import pytest
 from components.transform import component, executor, materialize
 from conftest import REPO_ROOT, SAMPLE_ROOT
 from dcgan_common import features
-from dcgan_common.config import section_to_json
+from dcgan_common.config import TransformComponentConfig, section_to_json
 
-CUSTOM_CONFIG = {"transform": {"aspect": "squash", "image_size": 64}, "background": [255, 255, 255]}
+TRANSFORM_CONFIG = section_to_json(TransformComponentConfig(aspect="squash", background=(255, 255, 255)))
+CUSTOM_CONFIG = json.loads(TRANSFORM_CONFIG)   # what the stock Transform takes
 
 
 def test_tfrecord_compression_goes_by_suffix():
@@ -41,13 +43,23 @@ def test_component_construction_checks_its_arguments():
     from tfx.types import channel, standard_artifacts
     examples = channel.Channel(type=standard_artifacts.Examples)
     schema = channel.Channel(type=standard_artifacts.Schema)
-    c = component.ImageTransform(examples, schema, "trainer.preprocessing.preprocessing_fn", CUSTOM_CONFIG)
+    c = component.ImageTransform(examples, schema, "trainer.preprocessing.preprocessing_fn", TRANSFORM_CONFIG)
     assert set(c.outputs) == {"transform_graph", "transformed_examples"}
-    assert c.exec_properties["batch_size"] == materialize.DEFAULT_BATCH_SIZE
+    assert executor.parse_config(c.exec_properties["transform_config"]).batch_size \
+        == materialize.DEFAULT_BATCH_SIZE
+    defaults = component.ImageTransform(examples, schema, "trainer.preprocessing.preprocessing_fn")
+    assert executor.parse_config(defaults.exec_properties["transform_config"]) == TransformComponentConfig()
     with pytest.raises(ValueError, match="dotted"):
         component.ImageTransform(examples, schema, "")
-    with pytest.raises(ValueError, match="batch_size"):
-        component.ImageTransform(examples, schema, "trainer.preprocessing.preprocessing_fn", batch_size=0)
+    with pytest.raises(ValueError, match="transform.batch_size must be >= 1"):
+        component.ImageTransform(examples, schema, "trainer.preprocessing.preprocessing_fn",
+                                 section_to_json(TransformComponentConfig(batch_size=0)))
+    with pytest.raises(ValueError, match="transform.background must be three ints"):
+        component.ImageTransform(examples, schema, "trainer.preprocessing.preprocessing_fn",
+                                 '{"background": [0, 0, 256]}')
+    with pytest.raises(ValueError, match="unknown TransformComponentConfig fields"):
+        component.ImageTransform(examples, schema, "trainer.preprocessing.preprocessing_fn",
+                                 '{"transform": {"aspect": "pad"}}')
 
 
 def test_analyze_and_transform_refuses_bad_splits(tmp_path):
@@ -111,10 +123,11 @@ def test_same_examples_and_analyzer_outputs_as_the_stock_transform(tmp_path):
         examples=gen.outputs["examples"], schema=schema.outputs["schema"],
         preprocessing_fn="trainer.preprocessing.preprocessing_fn", custom_config=CUSTOM_CONFIG,
         disable_statistics=True)
-    ours = component.ImageTransform(
+    ours = component.ImageTransform(   # batches smaller than a split: several per split
         examples=gen.outputs["examples"], schema=schema.outputs["schema"],
-        preprocessing_fn="trainer.preprocessing.preprocessing_fn", custom_config=CUSTOM_CONFIG,
-        batch_size=5).with_id("ImageTransform")   # batches smaller than a split: several per split
+        preprocessing_fn="trainer.preprocessing.preprocessing_fn",
+        transform_config=section_to_json(TransformComponentConfig(batch_size=5)),
+    ).with_id("ImageTransform")
     mlmd_path = str(tmp_path / "mlmd.sqlite")
     pipe = tfx.dsl.Pipeline(
         pipeline_name="transform-test", pipeline_root=str(tmp_path / "root"),
@@ -162,14 +175,15 @@ def test_same_examples_and_analyzer_outputs_as_the_stock_transform(tmp_path):
 def test_pipeline_passes_the_transform_config():
     import dataclasses
 
-    from dcgan_common.config import ConfigError, EvalConfig, PipelineConfig, TransformConfig
+    from dcgan_common.config import (ConfigError, EvalConfig, IngestConfig, PipelineConfig,
+                                     TransformConfig)
     from pipeline.pipeline import create_components
 
-    config = PipelineConfig(eval=EvalConfig(threshold=50.0),
+    config = PipelineConfig(eval=EvalConfig(threshold=50.0), ingest=IngestConfig(background=(0, 10, 20)),
                             transform=TransformConfig(aspect="pad", batch_size=64))
     transform = create_components(config)[2]
     assert isinstance(transform, component.ImageTransform) and transform.id == "Transform"
-    assert transform.exec_properties["batch_size"] == 64
-    assert '"aspect": "pad"' in transform.exec_properties["custom_config"]
+    assert executor.parse_config(transform.exec_properties["transform_config"]) == \
+        TransformComponentConfig(aspect="pad", batch_size=64, background=(0, 10, 20))
     with pytest.raises(ConfigError, match="batch_size"):
         create_components(dataclasses.replace(config, transform=TransformConfig(batch_size=0)))

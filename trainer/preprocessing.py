@@ -11,9 +11,9 @@ Per element (``tf.map_fn`` over the batch; inputs have variable sizes):
    ISLOW, the accurate integer IDCT; TF's default is the fast one). PNG: ``decode_png``.
    ImageExampleGen only stores these two formats (both 8-bit RGB semantics; see
    components/image_example_gen/ingest.py).
-2. Geometry (``custom_config["transform"]["aspect"]``): ``squash`` (both sides to the target,
-   the seed's behaviour, default), ``center_crop`` (central square of the short side), or ``pad``
-   (long side to the target, short side centred on the background colour
+2. Geometry (``custom_config["aspect"]``, a ``TransformComponentConfig``): ``squash`` (both sides
+   to the target, the seed's behaviour, default), ``center_crop`` (central square of the short
+   side), or ``pad`` (long side to the target, short side centred on the background colour
    ``custom_config["background"]``, RGB 0-255).
 3. Resize: ``tf.image.resize(method="bilinear", antialias=True)``: a triangle (tent) filter whose
    support is widened by the downscale factor, i.e. the same filter as Pillow's
@@ -26,9 +26,9 @@ per-channel pixel statistics of the transformed images and the category vocabula
 (``tft.vocabulary`` with frequencies), both written as Transform assets. The pixel statistics
 are exact: the transformed pixels lie on the uint8 grid, so per-channel sums of the grid values
 v and of v² are integers, accumulated in float64 (exact below 2**53) by a weighted
-``tft.vocabulary`` over seven keys (``count``, ``sum_r`` ... ``sumsq_b``). A second-phase analyzer
-(formatting tft.mean/tft.var into an asset) was dropped: it cost a whole extra pass over the data
-(measured 3.8 CPU-s of fixed cost). ``read_analyzer_outputs`` returns mean and population
+``tft.vocabulary`` over seven keys (``count``, ``sum_r`` ... ``sumsq_b``). They are not a second-phase
+analyzer (tft.mean/tft.var formatted into an asset) because that costs a whole extra pass over
+the data (measured 3.8 CPU-s of fixed cost). ``read_analyzer_outputs`` returns mean and population
 (1/N) std in the units of the transformed images from a ``TFTransformOutput``.
 """
 from __future__ import annotations
@@ -38,12 +38,11 @@ from typing import Any, Mapping
 import tensorflow as tf
 
 from dcgan_common import features
+from dcgan_common.config import (ASPECT_POLICIES, DEFAULT_BACKGROUND, TransformComponentConfig,
+                                 decode_section)
 
-ASPECT_SQUASH = "squash"
-ASPECT_CENTER_CROP = "center_crop"
-ASPECT_PAD = "pad"
-ASPECTS = (ASPECT_SQUASH, ASPECT_CENTER_CROP, ASPECT_PAD)
-DEFAULT_BACKGROUND = (255, 255, 255)
+#: The policies by name, bound to the one list the config validates against.
+ASPECT_SQUASH, ASPECT_CENTER_CROP, ASPECT_PAD = ASPECT_POLICIES
 #: libjpeg's DCT scaling factors that TensorFlow exposes (decode_jpeg ``ratio``).
 JPEG_RATIOS = (1, 2, 4, 8)
 #: Asset names (``TFTransformOutput.vocabulary_file_by_name``).
@@ -53,29 +52,6 @@ IMAGE_STATS_NAME = "image_channel_stats"
 STATS_COUNT_KEY = "count"
 STATS_SUM_KEYS = ("sum_r", "sum_g", "sum_b")
 STATS_SUMSQ_KEYS = ("sumsq_r", "sumsq_g", "sumsq_b")
-
-
-def parse_custom_config(custom_config: Mapping[str, Any] | None) -> tuple[str, int, tuple[int, int, int]]:
-    """``custom_config`` → (aspect, image_size, background).
-
-    Accepts the pipeline's form ``{"transform": {"aspect": .., "image_size": ..}, "background": [r, g, b]}``
-    (missing parts take the defaults: squash, features.IMAGE_SIZE, white).
-    Raises:
-      ValueError: unknown aspect, image_size other than features.IMAGE_SIZE (the model's input is
-        fixed), or a background that is not three ints in 0-255.
-    """
-    custom_config = custom_config or {}
-    transform = custom_config.get("transform", {}) or {}
-    aspect = transform.get("aspect", ASPECT_SQUASH)
-    size = int(transform.get("image_size", features.IMAGE_SIZE))
-    background = tuple(int(c) for c in custom_config.get("background", DEFAULT_BACKGROUND))
-    if aspect not in ASPECTS:
-        raise ValueError(f"aspect must be one of {ASPECTS}, got {aspect!r}")
-    if size != features.IMAGE_SIZE:
-        raise ValueError(f"image_size must be {features.IMAGE_SIZE} (the model's input), got {size}")
-    if len(background) != 3 or not all(0 <= c <= 255 for c in background):
-        raise ValueError(f"background must be three ints in 0-255, got {background}")
-    return aspect, size, background  # type: ignore[return-value]
 
 
 def jpeg_ratio(height, width, size: int):
@@ -134,7 +110,7 @@ def resize_image(image, size: int, aspect: str, background=DEFAULT_BACKGROUND):
     Args:
       image: uint8 [h, w, 3].
       size: output side, pixels.
-      aspect: one of ASPECTS.
+      aspect: one of ``dcgan_common.config.ASPECT_POLICIES``.
       background: RGB 0-255 used by ``pad``.
     Returns:
       float32 [size, size, 3], values on the integer grid 0..255 (rounded and clipped).
@@ -157,7 +133,7 @@ def resize_image(image, size: int, aspect: str, background=DEFAULT_BACKGROUND):
         # Pad the difference to the background with zeros, then add the background back.
         out = tf.image.pad_to_bounding_box(x - bg, (size - new_h) // 2, (size - new_w) // 2, size, size) + bg
     else:
-        raise ValueError(f"aspect must be one of {ASPECTS}, got {aspect!r}")
+        raise ValueError(f"aspect must be one of {ASPECT_POLICIES}, got {aspect!r}")
     out = tf.round(tf.clip_by_value(out, 0.0, 255.0))
     out.set_shape([size, size, 3])
     return out
@@ -195,18 +171,20 @@ def preprocessing_fn(inputs: Mapping[str, Any], custom_config: Mapping[str, Any]
       inputs: batched raw features (keys from dcgan_common/features.py): image/encoded, image/format
         (string), image/height, image/width, image/class/label (int64), image/class/text (string);
         shape [N] or [N, 1].
-      custom_config: see ``parse_custom_config``.
+      custom_config: a ``dcgan_common.config.TransformComponentConfig`` as a JSON object (the
+        component's ``transform_config``, decoded; the stock Transform passes its
+        ``custom_config`` as is); missing fields and None take the defaults.
     Returns:
       ``{features.IMAGE_KEY: float32 [N, 64, 64, 3] in [-1, 1], features.LABEL_KEY: int64 [N]}``.
     Raises:
-      ValueError: bad custom_config (``parse_custom_config``).
+      ConfigError (a ValueError): unknown fields or invalid values in custom_config (``decode_section``).
     """
     import tensorflow_transform as tft
 
-    aspect, size, background = parse_custom_config(custom_config)
+    config = decode_section(TransformComponentConfig, dict(custom_config or {}), "transform.")
     images = images_from_bytes(_flat(inputs[features.IMAGE_ENCODED_KEY]), _flat(inputs[features.IMAGE_FORMAT_KEY]),
                                _flat(inputs[features.HEIGHT_KEY]), _flat(inputs[features.WIDTH_KEY]),
-                               size, aspect, background)
+                               config.image_size, config.aspect, config.background)
     labels = tf.cast(_flat(inputs[features.CLASS_LABEL_KEY]), tf.int64)
 
     # Analyzers (all first-phase, see the module docstring).

@@ -1,7 +1,8 @@
 """TFX Trainer entry point: unpack ``FnArgs``, build the input pipeline, call ``train.train``.
 
 ``fn_args.custom_config``:
-  * ``"train"``: dict of ``dcgan_common.config.TrainConfig`` fields (missing ones take defaults).
+  * ``"train"``: the ``dcgan_common.config.TrainConfig`` section as a JSON object (missing fields
+    take the defaults; a ``recipe`` key starts from that recipe), read by :func:`train_config`.
   * ``"resume"`` (optional, default True): resume from an earlier attempt of the same Trainer
     (sibling ``model_run`` folders with the same fingerprint) when this run dir has no checkpoint.
   * ``"kid"`` (optional): where the in-training KID finds the evaluator's real statistics
@@ -17,7 +18,7 @@ import hashlib
 import json
 import os
 
-from dcgan_common.config import TrainConfig, section_from_dict
+from dcgan_common.config import TrainConfig, decode_section
 from dcgan_common import features
 
 PARSE_BATCH = 256          # serialized examples parsed per parse_example call
@@ -119,6 +120,15 @@ def sibling_run_dirs(model_run_dir: str) -> list[str]:
             if d.rstrip("/") != me]
 
 
+def train_config(custom_config: dict | None) -> TrainConfig:
+    """The Trainer's ``custom_config["train"]`` decoded, type-checked and validated.
+
+    Raises:
+      ConfigError (a ValueError): unknown fields, wrong types or invalid values (named ``train.<field>``).
+    """
+    return decode_section(TrainConfig, (custom_config or {}).get("train"), "train.")
+
+
 def run_fn(fn_args) -> None:
     """TFX Trainer ``run_fn``: train the DCGAN and export the generator.
 
@@ -131,8 +141,7 @@ def run_fn(fn_args) -> None:
     from trainer.train import train
 
     custom = dict(fn_args.custom_config or {})
-    config = section_from_dict(TrainConfig, dict(custom.get("train", {})))
-    config.validate()
+    config = train_config(custom)
     feature_spec = tft.TFTransformOutput(fn_args.transform_output).transformed_feature_spec()
     dataset_fn = make_image_dataset_fn(fn_args.train_files, feature_spec, config.batch_size,
                                        seed=config.seed)

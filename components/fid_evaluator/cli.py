@@ -156,60 +156,101 @@ def load_folder_images(folder: str, limit: int = 0, aspect: str = "squash",
     Raises:
       ValueError: no image under ``folder`` could be used.
     """
-    import tensorflow as tf
+    from components.image_example_gen import ingest
 
-    from components.image_example_gen import ingest, storage
-    from dcgan_common import features
-    from trainer import preprocessing
+    options = ingest.DecodeOptions(store_min_side=0) if size is None else ingest.DecodeOptions()
+    accepted, rejected = _ingest_folder(folder, limit, options)
+    if not accepted:
+        raise ValueError(f"no usable images under {folder} ({len(rejected)} rejected)")
+    if size is None:
+        return accepted, rejected
+    return _transform_images(accepted, aspect, size), rejected
+
+
+#: Images per Transform call when scoring a folder: bounds the decoded pixels held at once.
+_FOLDER_DECODE_BATCH = 64
+
+
+def _ingest_folder(folder: str, limit: int, options) -> tuple[list, list[str]]:
+    """ImageExampleGen's listing, reading, skipping and de-duplication over one folder, decoding
+    with ``options`` (``ingest.DecodeOptions``).
+
+    Returns:
+      (accepted ``ingest.AcceptedImage`` in path order, at most ``limit`` when limit > 0;
+      "path: reason" for every entry seen and not used).
+    """
+    from components.image_example_gen import storage
 
     listed = sorted((e.relpath, e.kind, e.detail) for e in storage.list_entries(folder)
                     if e.kind != storage.KIND_DIR)
     reader = storage.Reader(folder)
     accepted, rejected, seen = [], [], set()
-    options = ingest.DecodeOptions(store_min_side=0) if size is None else ingest.DecodeOptions()
     for relpath, kind, detail in listed:
         if limit and len(accepted) >= limit:
             break
-        path = storage.join(folder, relpath)
-        if kind == storage.KIND_UNLISTABLE:
-            rejected.append(f"{path}: {ingest.REASON_UNREADABLE} ({detail})")
-            continue
-        if kind == storage.KIND_LINKED_DIR:
-            rejected.append(f"{path}: skipped ({ingest.SKIP_LINKED_FOLDER})")
-            continue
-        # The folder plays one category: hidden and system files are skipped as ingestion skips them.
-        skip = ingest.classify_path("folder/" + relpath)
-        if skip:
-            rejected.append(f"{path}: skipped ({skip})")
-            continue
-        try:
-            data = reader.read(relpath)
-        except OSError as exc:
-            rejected.append(f"{path}: {ingest.REASON_UNREADABLE} ({exc})")
-            continue
-        digest = hashlib.sha256(data).hexdigest()
-        if digest in seen:  # byte-identical files count once, as in ImageExampleGen
-            rejected.append(f"{path}: duplicate")
-            continue
-        seen.add(digest)
-        result = ingest.normalize_image(data, options)
-        if isinstance(result, ingest.Rejection):
-            rejected.append(f"{path}: {result.reason}")
+        image, reason = _ingest_entry(reader, relpath, kind, detail, seen, options)
+        if image is None:
+            rejected.append(f"{storage.join(folder, relpath)}: {reason}")
         else:
-            accepted.append(result)
-    if not accepted:
-        raise ValueError(f"no usable images under {folder} ({len(rejected)} rejected)")
-    if size is None:
-        return accepted, rejected
+            accepted.append(image)
+    return accepted, rejected
+
+
+def _ingest_entry(reader, relpath: str, kind: str, detail: str, seen: set[str], options):
+    """One listed entry as ImageExampleGen would take it.
+
+    Args:
+      reader: ``storage.Reader`` of the folder. relpath, kind, detail: the listing entry.
+      seen: sha256 hex digests of the files used so far; this file's is added when it is used.
+      options: ``ingest.DecodeOptions`` for ``normalize_image``.
+    Returns:
+      (``ingest.AcceptedImage``, None), or (None, reason text) for an unreadable, skipped,
+      duplicate or rejected file.
+    """
+    from components.image_example_gen import ingest, storage
+
+    if kind == storage.KIND_UNLISTABLE:
+        return None, f"{ingest.REASON_UNREADABLE} ({detail})"
+    if kind == storage.KIND_LINKED_DIR:
+        return None, f"skipped ({ingest.SKIP_LINKED_FOLDER})"
+    # The folder plays one category: hidden and system files are skipped as ingestion skips them.
+    skip = ingest.classify_path("folder/" + relpath)
+    if skip:
+        return None, f"skipped ({skip})"
+    try:
+        data = reader.read(relpath)
+    except OSError as exc:
+        return None, f"{ingest.REASON_UNREADABLE} ({exc})"
+    digest = hashlib.sha256(data).hexdigest()
+    if digest in seen:  # byte-identical files count once, as in ImageExampleGen
+        return None, "duplicate"
+    seen.add(digest)
+    result = ingest.normalize_image(data, options)
+    if isinstance(result, ingest.Rejection):
+        return None, result.reason
+    return result, None
+
+
+def _transform_images(accepted: list, aspect: str, size: int) -> np.ndarray:
+    """Stored images through the Transform graph's ``images_from_bytes`` and the uint8 quantiser.
+
+    Returns:
+      uint8 [N, size, size, 3], in the order of ``accepted``.
+    """
+    import tensorflow as tf
+
+    from dcgan_common import features
+    from trainer import preprocessing
+
     images = []
-    for i in range(0, len(accepted), 64):  # bounded memory per decode batch
-        chunk = accepted[i:i + 64]
+    for i in range(0, len(accepted), _FOLDER_DECODE_BATCH):
+        chunk = accepted[i:i + _FOLDER_DECODE_BATCH]
         pixels = preprocessing.images_from_bytes(
             tf.constant([a.encoded for a in chunk]), tf.constant([a.format for a in chunk]),
             tf.constant([a.height for a in chunk]), tf.constant([a.width for a in chunk]),
             size=size, aspect=aspect)
         images.append(features.to_uint8(pixels.numpy()))
-    return np.concatenate(images), rejected
+    return np.concatenate(images)
 
 
 def _sample(path: str, num: int, seed: int) -> np.ndarray:

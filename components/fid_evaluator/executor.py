@@ -18,8 +18,18 @@ from tfx.utils import io_utils, path_utils
 
 from components.fid_evaluator import constants as C
 from components.fid_evaluator import evaluate, gate
+from dcgan_common.config import EvalConfig, decode_section
 
 log = logging.getLogger(__name__)
+
+
+def parse_config(eval_config_json: str) -> EvalConfig:
+    """JSON → a validated ``dcgan_common.config.EvalConfig`` (its threshold is required).
+
+    Raises:
+      ConfigError (a ValueError): not JSON, unknown fields or invalid values (named ``eval.<field>``).
+    """
+    return decode_section(EvalConfig, eval_config_json, "eval.")
 
 
 def default_cache_dir(output_uri: str) -> str:
@@ -65,29 +75,23 @@ class Executor(base_executor.BaseExecutor):
         evaluation = artifact_utils.get_single_instance(output_dict[C.EVALUATION_KEY])
         blessing = artifact_utils.get_single_instance(output_dict[C.BLESSING_KEY])
 
-        metric_names = json.loads(exec_properties[C.METRICS_PARAM])
-        gate_metric = exec_properties[C.GATE_METRIC_PARAM]
-        threshold = float(exec_properties[C.THRESHOLD_PARAM])
-        min_improvement = float(exec_properties.get(C.MIN_IMPROVEMENT_PARAM) or 0.0)
-        splits = json.loads(exec_properties.get(C.SPLITS_PARAM) or "[]") or None
+        config = parse_config(exec_properties[C.EVAL_CONFIG_PARAM])
+        gate_metric, threshold = config.gate_metric, float(config.threshold)
+        splits = list(config.splits) or None
         cache_dir = exec_properties.get(C.CACHE_DIR_PARAM) or default_cache_dir(evaluation.uri)
-        threshold_proto = gate.metric_threshold(threshold, min_improvement)
-        floor_settings = {name: float(exec_properties.get(name) or 0.0)
-                          for name in (C.MIN_RECALL_PARAM, C.MIN_COVERAGE_PARAM)}
-        floors = gate.check_floors(floor_settings, metric_names)
+        threshold_proto = gate.metric_threshold(threshold, float(config.min_improvement))
+        floor_settings = config.floor_settings()
         same_model = is_same_model(model, baseline)
 
         result = evaluate.evaluate_generator(
-            _model_dir(model), examples.uri, splits=splits, metric_names=metric_names,
-            num_generated=int(exec_properties[C.NUM_GENERATED_PARAM]),
-            max_real=int(exec_properties.get(C.MAX_REAL_PARAM) or 0),
-            seed=int(exec_properties.get(C.SEED_PARAM) or 0),
+            _model_dir(model), examples.uri, splits=splits, metric_names=list(config.metrics),
+            num_generated=config.num_generated, max_real=config.max_real, seed=config.seed,
             extractor_name=exec_properties.get(C.EXTRACTOR_PARAM) or "inception",
-            weights_uri=exec_properties.get(C.WEIGHTS_URI_PARAM) or "",
+            weights_uri=config.weights_uri,
             cache_dir=cache_dir,
             # The candidate as its own baseline would score identically: do not score it twice.
             baseline_model_dir=_model_dir(baseline) if baseline is not None and not same_model else None,
-            allow_small_sample=bool(exec_properties.get(C.ALLOW_SMALL_SAMPLE_PARAM, 1)),
+            allow_small_sample=config.allow_small_sample,
             samples_png=os.path.join(evaluation.uri, C.SAMPLES_FILE))
 
         value = result.metrics.get(gate_metric, math.nan)
@@ -100,11 +104,12 @@ class Executor(base_executor.BaseExecutor):
             baseline_error = result.baseline_error
         decision = gate.decide(gate_metric, value, baseline_value, threshold_proto,
                                result.error, baseline_error, baseline_is_candidate=same_model,
-                               floors=floors, metrics=result.metrics)
+                               floors=config.active_floors(), metrics=result.metrics)
 
         record = result.to_json_dict()
         record.update({
-            "gate": {"metric": gate_metric, "threshold": threshold, "min_improvement": min_improvement,
+            "gate": {"metric": gate_metric, "threshold": threshold,
+                     "min_improvement": float(config.min_improvement),
                      **floor_settings, "failed_conditions": decision.failed_conditions,
                      "blessed": decision.blessed, "reason": decision.reason,
                      "rubber_stamp": decision.rubber_stamp, "baseline_is_candidate": same_model},

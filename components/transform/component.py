@@ -10,20 +10,21 @@ Inputs: ``examples`` (Examples, from ImageExampleGen), ``schema`` (the raw schem
 Outputs: ``transform_graph`` (TransformGraph), ``transformed_examples`` (Examples; custom properties
 ``num_examples_<split>``).
 Exec properties: ``preprocessing_fn`` (module path, e.g. ``trainer.preprocessing.preprocessing_fn``;
-called as ``fn(inputs, custom_config)`` when it takes a ``custom_config`` argument),
-``custom_config`` (JSON object), ``batch_size`` (records per tf.Transform batch).
+called as ``fn(inputs, custom_config)`` when it takes a ``custom_config`` argument) and
+``transform_config`` (``dcgan_common.config.TransformComponentConfig`` as JSON): its
+``batch_size`` is the records per tf.Transform batch, and the preprocessing function gets the
+whole section, decoded to a JSON object, as its ``custom_config`` (what the stock Transform would
+pass for ``custom_config=json.loads(transform_config)``).
 """
 from __future__ import annotations
-
-import json
 
 from tfx.dsl.components.base import base_beam_component, executor_spec
 from tfx.types import channel, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
-from components.transform import executor, materialize
-from components.transform.constants import (BATCH_SIZE_KEY, CUSTOM_CONFIG_KEY, EXAMPLES_KEY,
-                                            PREPROCESSING_FN_KEY, SCHEMA_KEY, TRANSFORM_GRAPH_KEY,
+from components.transform import executor
+from components.transform.constants import (EXAMPLES_KEY, PREPROCESSING_FN_KEY, SCHEMA_KEY,
+                                            TRANSFORM_CONFIG_KEY, TRANSFORM_GRAPH_KEY,
                                             TRANSFORMED_EXAMPLES_KEY)
 
 
@@ -32,8 +33,7 @@ class ImageTransformSpec(ComponentSpec):
 
     PARAMETERS = {
         PREPROCESSING_FN_KEY: ExecutionParameter(type=str),
-        CUSTOM_CONFIG_KEY: ExecutionParameter(type=str, optional=True),
-        BATCH_SIZE_KEY: ExecutionParameter(type=int, optional=True),
+        TRANSFORM_CONFIG_KEY: ExecutionParameter(type=str),
     }
     INPUTS = {
         EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples),
@@ -52,27 +52,27 @@ class ImageTransform(base_beam_component.BaseBeamComponent):
       examples: channel of the raw Examples.
       schema: channel of the raw Schema.
       preprocessing_fn: dotted path of the preprocessing function.
-      custom_config: dict passed to the preprocessing function (JSON-serialisable).
-      batch_size: records per tf.Transform batch (default materialize.DEFAULT_BATCH_SIZE).
+      transform_config: ``dcgan_common.config.section_to_json(TransformComponentConfig(...))``;
+        "" or "{}" for the defaults. Decoded and validated by ``executor.parse_config``, here (to
+        fail at pipeline construction) and in the executor.
     Raises:
-      ValueError: empty preprocessing_fn, batch_size < 1, or a custom_config that is not JSON.
+      ValueError: empty or undotted preprocessing_fn.
+      ConfigError (a ValueError): transform_config is not JSON, has unknown fields or invalid
+        values (e.g. batch_size < 1).
     """
 
     SPEC_CLASS = ImageTransformSpec
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
 
-    def __init__(self, examples, schema, preprocessing_fn: str, custom_config: dict | None = None,
-                 batch_size: int = materialize.DEFAULT_BATCH_SIZE):
+    def __init__(self, examples, schema, preprocessing_fn: str, transform_config: str = ""):
         if not preprocessing_fn or "." not in preprocessing_fn:
             raise ValueError(f"preprocessing_fn must be a dotted module path, got {preprocessing_fn!r}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        executor.parse_config(transform_config)
         spec = ImageTransformSpec(
             examples=examples,
             schema=schema,
             preprocessing_fn=preprocessing_fn,
-            custom_config=json.dumps(custom_config or {}, sort_keys=True),
-            batch_size=batch_size,
+            transform_config=transform_config or "{}",
             transform_graph=channel.Channel(type=standard_artifacts.TransformGraph),
             transformed_examples=channel.Channel(type=standard_artifacts.Examples),
         )

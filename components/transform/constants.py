@@ -7,5 +7,4 @@ TRANSFORM_GRAPH_KEY = "transform_graph"
 TRANSFORMED_EXAMPLES_KEY = "transformed_examples"
 # Execution properties
 PREPROCESSING_FN_KEY = "preprocessing_fn"
-CUSTOM_CONFIG_KEY = "custom_config"
-BATCH_SIZE_KEY = "batch_size"
+TRANSFORM_CONFIG_KEY = "transform_config"   # TransformComponentConfig as JSON (section_to_json)

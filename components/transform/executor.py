@@ -18,10 +18,21 @@ from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
 from components.transform import materialize
-from components.transform.constants import (BATCH_SIZE_KEY, CUSTOM_CONFIG_KEY, EXAMPLES_KEY,
-                                            PREPROCESSING_FN_KEY, SCHEMA_KEY, TRANSFORM_GRAPH_KEY,
+from components.transform.constants import (EXAMPLES_KEY, PREPROCESSING_FN_KEY, SCHEMA_KEY,
+                                            TRANSFORM_CONFIG_KEY, TRANSFORM_GRAPH_KEY,
                                             TRANSFORMED_EXAMPLES_KEY)
+from dcgan_common.config import TransformComponentConfig, decode_section, section_to_json
+
 _TEMP_DIRNAME = ".temp_path"
+
+
+def parse_config(transform_config_json: str) -> TransformComponentConfig:
+    """JSON (possibly "" or "{}") → a validated ``dcgan_common.config.TransformComponentConfig``.
+
+    Raises:
+      ConfigError (a ValueError): not JSON, unknown fields or invalid values.
+    """
+    return decode_section(TransformComponentConfig, transform_config_json, "transform.")
 
 
 def load_preprocessing_fn(dotted_path: str, custom_config: dict) -> Callable:
@@ -58,14 +69,16 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         splits = artifact_utils.decode_split_names(examples.split_names)
         if "train" not in splits:
             raise ValueError(f"the input Examples {examples.uri} has no 'train' split (has {splits})")
-        custom_config = json.loads(exec_properties.get(CUSTOM_CONFIG_KEY) or "{}")
-        fn = load_preprocessing_fn(exec_properties[PREPROCESSING_FN_KEY], custom_config)
+        config = parse_config(exec_properties.get(TRANSFORM_CONFIG_KEY, ""))
+        # The function gets the section as the stock Transform hands over custom_config: a JSON object.
+        fn = load_preprocessing_fn(exec_properties[PREPROCESSING_FN_KEY],
+                                   json.loads(section_to_json(config)))
         temp_dir = os.path.join(graph_uri, _TEMP_DIRNAME)
 
         counts = materialize.analyze_and_transform(
             examples.uri, splits, schema_path, fn, graph_uri, transformed.uri, temp_dir,
             make_pipeline=self._make_beam_pipeline, analyze_splits=["train"],
-            batch_size=int(exec_properties.get(BATCH_SIZE_KEY) or materialize.DEFAULT_BATCH_SIZE))
+            batch_size=config.batch_size)
         io_utils.delete_dir(temp_dir)
 
         transformed.split_names = artifact_utils.encode_split_names(list(splits))

@@ -24,16 +24,18 @@ from typing import Callable, Sequence
 import apache_beam as beam
 
 from dcgan_common import features
+from dcgan_common.config import TransformConfig
 
 logger = logging.getLogger(__name__)
 
 #: File prefix and suffix of the materialized examples (the stock prefix; no compression).
 EXAMPLES_PREFIX = "transformed_examples"
 EXAMPLES_SUFFIX = ".tfrecord"
-#: Records per tf.Transform batch. tf.Transform would otherwise tune it up to 1,000; a batch holds
-#: the stored images (~25 KB each) and their float32 outputs (48 KiB each), so 256 keeps a worker
-#: at ~20 MB per batch in flight whatever the size of the crawl.
-DEFAULT_BATCH_SIZE = 256
+#: Records per tf.Transform batch (``TransformConfig.batch_size``'s default). tf.Transform would
+#: otherwise tune it up to 1,000; a batch holds the stored images (~25 KB each) and their float32
+#: outputs (48 KiB each), so 256 keeps a worker at ~20 MB per batch in flight whatever the size of
+#: the crawl.
+DEFAULT_BATCH_SIZE = TransformConfig.batch_size
 COUNTER_NAMESPACE = "dcgan_tfx.transform"
 
 
