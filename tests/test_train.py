@@ -332,6 +332,13 @@ def test_export_best_picks_the_lowest_kid_epoch(tmp_path):
     assert len(kids) == 3 and all("kid_seconds" in h for h in summary["history"])
     assert summary["exported_epoch"] == int(np.argmin(kids)) + 1
     assert summary["best_kid"] == pytest.approx(min(kids))
+    # Called again on the finished run dir: nothing to train, the same best epoch is exported and
+    # reported (from the checkpointed best-KID variables, not from this call's epochs).
+    again = train(cfg, _ds(images, 4), str(tmp_path / "run"), str(tmp_path / "serving2"),
+                  kid_real_images=features.to_uint8(images))
+    assert again["exported_epoch"] == summary["exported_epoch"]
+    assert again["best_kid"] == pytest.approx(min(kids))
+    assert again["best_epoch"] == summary["exported_epoch"]
 
 
 @pytest.mark.slow

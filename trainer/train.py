@@ -559,6 +559,9 @@ def _export(run: _Run, serving_model_dir: str | None) -> dict:
     else:
         run.summary["exported_epoch"] = int(run.epoch_var.numpy())
     run.summary["exported_weights"] = "ema" if run.ema is not None else "raw"
+    # From the checkpointed variables: a resumed call that trains no epoch still reports them.
+    run.summary.update(best_kid=_finite_or_none(float(run.best_kid.numpy())),
+                       best_epoch=int(run.best_epoch.numpy()) + 1 or None)
     run.gan.discriminator.save(os.path.join(run.model_run_dir, "discriminator.keras"))
     if serving_model_dir:
         export_generator(run.sampler, serving_model_dir, config.latent_dim)
