@@ -182,6 +182,17 @@ def _origin(real: np.ndarray) -> np.ndarray:
     return np.asarray(real, np.float64).mean(0)
 
 
+def _real_balls(real, fake, k, block_rows, block_bytes, real_sq_radii):
+    """What both metrics start from: the checked, centred sets, the block size, the real k-NN
+    squared radii (given or computed) and the tie tolerance."""
+    real, fake, origin = _prepare(real, fake, k)
+    r, f = _Centred(real, origin), _Centred(fake, origin)
+    rows = _rows_per_block(len(fake), block_rows, block_bytes)
+    r_rad = (_knn_sq_radii(r, k, block_rows, block_bytes) if real_sq_radii is None
+             else np.asarray(real_sq_radii, np.float64))
+    return r, f, rows, r_rad, _tie_tolerance(r, f)
+
+
 def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = PR_K, *,
                      block_rows: int | None = None, block_bytes: int = DEFAULT_BLOCK_BYTES,
                      real_sq_radii: np.ndarray | None = None) -> dict[str, float]:
@@ -198,13 +209,8 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = PR_K, *,
     Raises:
       MetricError: bad shapes, too few samples, non-finite values.
     """
-    real, fake, origin = _prepare(real, fake, k)
-    r, f = _Centred(real, origin), _Centred(fake, origin)
-    rows = _rows_per_block(len(fake), block_rows, block_bytes)
-    r_rad = (_knn_sq_radii(r, k, block_rows, block_bytes) if real_sq_radii is None
-             else np.asarray(real_sq_radii, np.float64))
+    r, f, rows, r_rad, tol = _real_balls(real, fake, k, block_rows, block_bytes, real_sq_radii)
     f_rad = _knn_sq_radii(f, k, block_rows, block_bytes)
-    tol = _tie_tolerance(r, f)
     fake_in_real = np.zeros(len(fake), bool)
     real_in_fake = np.zeros(len(real), bool)
     for start, block in _sq_dist_blocks(r, f, rows):
@@ -231,12 +237,7 @@ def density_coverage(real: np.ndarray, fake: np.ndarray, k: int = DC_K, *,
     Raises:
       MetricError: bad shapes, too few samples, non-finite values.
     """
-    real, fake, origin = _prepare(real, fake, k)
-    r, f = _Centred(real, origin), _Centred(fake, origin)
-    rows = _rows_per_block(len(fake), block_rows, block_bytes)
-    r_rad = (_knn_sq_radii(r, k, block_rows, block_bytes) if real_sq_radii is None
-             else np.asarray(real_sq_radii, np.float64))
-    tol = _tie_tolerance(r, f)
+    r, f, rows, r_rad, tol = _real_balls(real, fake, k, block_rows, block_bytes, real_sq_radii)
     balls_holding = np.zeros(len(fake), np.int64)
     covered = np.zeros(len(real), bool)
     for start, block in _sq_dist_blocks(r, f, rows):
