@@ -5,14 +5,17 @@
 
 What lands in ``model_run_dir`` (local or gs://):
 
-* ``checkpoints/``: tf.train.Checkpoint with G, D, both Adam states (their ``iterations`` is the
-  global step), the finished-epoch counter, the fixed sample noise, the best KID so far; one per
-  epoch, written only after the epoch's losses and samples were checked finite.
+* ``checkpoints/``: tf.train.Checkpoint with G, D, the EMA generator (when ``ema_decay`` > 0),
+  both Adam states (D's ``iterations`` is the global step, which also keys every stateless draw:
+  noise, smoothing, DiffAugment, penalty), the finished-epoch counter, the fixed sample noise, the
+  best KID so far; one per epoch, written only after the epoch's losses and samples were checked
+  finite.
 * ``logs/``: TensorBoard scalars (d_loss, g_loss, D(x), D(G(z)), learning rates, images/s, KID)
   and the fixed-noise grid as an image, every epoch.
 * ``samples/epoch_NNN.png`` (NNN = 001, 002, ...): the same grid (1-based epoch numbers), as the seed's GANMonitor did.
-* ``training_summary.json``: status, epochs, steps, throughput, per-epoch history, monitor
-  warnings, resume source, exported path.
+* ``training_summary.json``: status, epochs, steps, throughput, per-epoch history (with ``kid``
+  and ``kid_seconds`` on check epochs), monitor warnings, resume source, exported path, epoch and
+  weights ("ema" or "raw").
 * ``discriminator.keras`` (and ``best_generator/`` with export_best): the networks not exported.
 """
 from __future__ import annotations
