@@ -15,8 +15,9 @@ pool_3, the standard protocol) with ``--num-generated`` images against every rea
 3. score: FID, KID and every other registered metric that takes features, for both generators,
    with the same noise seed; sample grids side by side in ``quality_grids.png``.
 
-Run: ``scripts/in-env python benchmarks/quality.py --out /tmp/quality`` (about 2-3 hours on 2 CPU
-cores at 3,000 steps). ``--stage score`` re-scores finished runs only. Last line: JSON with both
+Run: ``scripts/in-env python benchmarks/quality.py --out /tmp/quality`` (about 2-3 hours on 2 idle
+CPU cores at 3,000 steps). Re-running with more ``--epochs`` continues from the checkpoints;
+``--stage score`` only scores (``--recipes`` one of them, e.g. while the other still trains). Last line: JSON with both
 recipes' metrics, wall times, steps and ``fid_ratio_new_to_seed``.
 """
 from __future__ import annotations
@@ -111,14 +112,19 @@ def train_one(out: str, recipe: str, steps_per_epoch: int, epochs: int, seed: in
 
 def score_one(out: str, recipe: str, num_generated: int, seed: int, extractor=None) -> dict:
     """Score one exported generator with the evaluator (every registered metric); the result is
-    kept in ``score_<recipe>.json`` so a finished recipe is not scored twice."""
+    kept in ``<recipe>/score.json`` and reused while the generator's step count and N are the same
+    (a run continued to more epochs is scored again)."""
     from components.fid_evaluator import evaluate, extractors
     from dcgan_common.fid import metrics
 
     path = os.path.join(out, recipe, "score.json")
+    with open(os.path.join(out, recipe, "train.json")) as f:
+        trained = json.load(f)
     if os.path.exists(path):
         with open(path) as f:
-            return json.load(f)
+            done = json.load(f)
+        if done.get("steps") == trained["steps"] and done.get("n_gen") == num_generated:
+            return done                      # this generator at this N was scored already
     extractor = extractor or extractors.get_extractor("inception",
                                                       cache_dir=os.path.join(out, "cache"))
     res = evaluate.evaluate_generator(
@@ -126,8 +132,6 @@ def score_one(out: str, recipe: str, num_generated: int, seed: int, extractor=No
         metric_names=metrics.list_metrics(), num_generated=num_generated, seed=seed,
         cache_dir=os.path.join(out, "cache"), extractor=extractor,
         samples_png=os.path.join(out, recipe, "samples.png"))
-    with open(os.path.join(out, recipe, "train.json")) as f:
-        trained = json.load(f)
     result = {"metrics": res.metrics, "n_real": res.n_real, "n_gen": res.n_gen,
               "protocol": res.protocol, "steps": trained["steps"],
               "train_wall_s": round(trained["train_seconds"], 1),
