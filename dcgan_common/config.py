@@ -150,7 +150,20 @@ class TransformComponentConfig(TransformConfig):
 LOSSES = ("bce", "hinge", "wgan_gp")
 DISCRIMINATOR_NORMS = ("batchnorm", "none")
 WEIGHT_INITS = ("glorot", "dcgan")
-DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")
+DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")   # Zhao et al. 2020's small-set policy
+
+
+def parse_diffaugment(policy: str) -> tuple[str, ...]:
+    """``"color,translation,cutout"`` -> ("color", "translation", "cutout"); "" -> ().
+
+    Raises:
+      ConfigError: an unknown or repeated name.
+    """
+    names = tuple(p.strip() for p in policy.split(",") if p.strip())
+    if any(n not in DIFFAUGMENT_POLICIES for n in names) or len(set(names)) != len(names):
+        raise ConfigError(f"DiffAugment policy must be comma-separated names from "
+                          f"{DIFFAUGMENT_POLICIES} without repeats, got {policy!r}")
+    return names
 
 #: Named recipes: the fields each one sets; every other field keeps its default. A config naming
 #: a recipe starts from it, and fields given beside it override it (``TrainConfig.from_recipe``).
@@ -267,10 +280,10 @@ class TrainConfig:
             raise ConfigError(f"train.gp_weight must be finite and >= 0, got {self.gp_weight}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"train.ema_decay must be in [0, 1) (0: no EMA), got {self.ema_decay}")
-        names = [p.strip() for p in self.diffaugment.split(",") if p.strip()]
-        if any(n not in DIFFAUGMENT_POLICIES for n in names) or len(set(names)) != len(names):
-            raise ConfigError(f"train.diffaugment must be comma-separated names from "
-                              f"{DIFFAUGMENT_POLICIES} without repeats, got {self.diffaugment!r}")
+        try:
+            parse_diffaugment(self.diffaugment)
+        except ConfigError as e:
+            raise ConfigError(f"train.diffaugment: {e}") from e
         if not (0.0 <= self.beta_1 < 1.0 and 0.0 <= self.beta_2 < 1.0):
             raise ConfigError("train.beta_1 and train.beta_2 must be in [0, 1)")
         for name in ("d_learning_rate", "g_learning_rate"):

@@ -22,23 +22,11 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-POLICIES = ("color", "translation", "cutout")
+from dcgan_common.config import DIFFAUGMENT_POLICIES as POLICIES  # noqa: F401  (one list)
+from dcgan_common.config import parse_diffaugment as parse_policy  # noqa: F401  (one parser)
+
 TRANSLATION_RATIO = 0.125   # Zhao et al. 2020: shift up to 1/8 of the image side
 CUTOUT_RATIO = 0.5          # Zhao et al. 2020: square of half the image side
-
-
-def parse_policy(policy: str) -> tuple[str, ...]:
-    """``"color,translation,cutout"`` -> ("color", "translation", "cutout"); "" -> ().
-
-    Raises:
-      ValueError: an unknown or repeated name.
-    """
-    names = tuple(p.strip() for p in policy.split(",") if p.strip())
-    unknown = [n for n in names if n not in POLICIES]
-    if unknown or len(set(names)) != len(names):
-        raise ValueError(f"DiffAugment policy must be comma-separated names from {POLICIES} "
-                         f"without repeats, got {policy!r}")
-    return names
 
 
 def diff_augment(images: tf.Tensor, policy: tuple[str, ...], seed: tf.Tensor) -> tf.Tensor:

@@ -26,7 +26,9 @@ import keras
 import tensorflow as tf
 
 from dcgan_common import features
-from dcgan_common.config import LABEL_SMOOTHING_MODES as SMOOTHING_MODES  # one list, checked by both
+# One list of each choice, checked by the config (early, named fields) and by the builders here.
+from dcgan_common.config import (DISCRIMINATOR_NORMS, LOSSES, PRECISIONS, WEIGHT_INITS)
+from dcgan_common.config import LABEL_SMOOTHING_MODES as SMOOTHING_MODES
 from trainer import augment as augment_lib
 
 LEAK = 0.2                      # LeakyReLU slope of the seed (and of Radford et al. 2015, DCGAN)
@@ -141,8 +143,6 @@ def build_discriminator(extra_block: bool = False, dropout: float = 0.0,
     return keras.Model(images, logits, name="discriminator")
 
 
-DISCRIMINATOR_NORMS = ("batchnorm", "none")
-WEIGHT_INITS = ("glorot", "dcgan")
 DCGAN_INIT_STDDEV = 0.02        # Radford et al. 2015, section 4: all weights from N(0, 0.02)
 
 
@@ -158,9 +158,6 @@ def kernel_initializer(name: str):
     if name == "dcgan":
         return lambda: keras.initializers.RandomNormal(0.0, DCGAN_INIT_STDDEV)
     raise ValueError(f"weight_init must be one of {WEIGHT_INITS}, got {name!r}")
-
-
-PRECISIONS = ("float32", "mixed_bfloat16")
 
 
 def _policy(precision: str) -> str:
@@ -229,7 +226,6 @@ def _local_slice(global_values: tf.Tensor, local_batch: tf.Tensor, replica_id) -
     return global_values[start:start + local_batch]
 
 
-LOSSES = ("bce", "hinge", "wgan_gp")
 EXTRA_SEED_STREAM = 1   # fold-in constant separating extra_seeds from step_seeds (any value)
 
 
