@@ -400,24 +400,20 @@ class DCGAN(keras.Model):
         logits = self.discriminator(tf.concat([fakes, real], axis=0), training=training)
         return logits[:b], logits[b:]
 
-    def _augmented(self, fakes, real, seeds, replica_id, global_b):
-        """DiffAugment of both halves with this replica's rows of global-batch draws."""
+    def _augment(self, x, seed, replica_id, global_b):
+        """DiffAugment of this replica's rows ``x`` [b, ...] with its rows of the global batch's
+        draws, so the images do not depend on how many replicas share the batch."""
         if not self.augment:
-            return fakes, real
+            return x
         if _replica_info()[1] == 1:
-            return (augment_lib.diff_augment(fakes, self.augment, seeds[0]),
-                    augment_lib.diff_augment(real, self.augment, seeds[1]))
-        local_b = tf.shape(real)[0]
-
-        def aug(x, seed):
-            # Augment a global-size stand-in so draws match however many replicas share the batch.
-            full = tf.tile(tf.zeros_like(x[:1]), [global_b, 1, 1, 1])
-            start = tf.cast(replica_id, tf.int32) * local_b
-            full = tf.tensor_scatter_nd_update(full, tf.range(start, start + local_b)[:, None], x)
-            return _local_slice(augment_lib.diff_augment(full, self.augment, seed),
-                                local_b, replica_id)
-
-        return aug(fakes, seeds[0]), aug(real, seeds[1])
+            return augment_lib.diff_augment(x, self.augment, seed)
+        local_b = tf.shape(x)[0]
+        # Augment a global-size stand-in holding this replica's rows at their place.
+        full = tf.tile(tf.zeros_like(x[:1]), [global_b, 1, 1, 1])
+        start = tf.cast(replica_id, tf.int32) * local_b
+        full = tf.tensor_scatter_nd_update(full, tf.range(start, start + local_b)[:, None], x)
+        return _local_slice(augment_lib.diff_augment(full, self.augment, seed), local_b,
+                            replica_id)
 
     def train_step(self, data, update_generator: bool = True):
         """One D update and (with ``update_generator``) one G update; returns the trackers'
@@ -454,7 +450,8 @@ class DCGAN(keras.Model):
         g_vars = self.generator.trainable_variables
         with tf.GradientTape(persistent=True) as tape:
             fakes = self.generator(noise, training=True)
-            d_fakes, d_real = self._augmented(fakes, real, seeds[0:2], replica_id, global_b)
+            d_fakes = self._augment(fakes, seeds[0], replica_id, global_b)
+            d_real = self._augment(real, seeds[1], replica_id, global_b)
             fake_logits, real_logits = self._discriminate(d_fakes, d_real)
             d_loss = discriminator_loss_sum(self.loss_name, real_logits, fake_logits,
                                             targets_real) / global_f
@@ -465,13 +462,14 @@ class DCGAN(keras.Model):
             with tape.stop_recording():
                 self.d_optimizer.apply(tape.gradient(d_loss, d_vars), d_vars)
             if update_generator:
-                # The fakes go through D inside the same fakes+reals batch as in the D update: with
-                # BatchNorm in D, a fakes-only batch gets its own statistics, which make fakes look
-                # real to D (seen here: g_loss 0.0000 from epoch 1, generator without gradient).
-                g_fakes, g_real = self._augmented(fakes, real, seeds[3:5], replica_id, global_b)
+                g_fakes = self._augment(fakes, seeds[3], replica_id, global_b)
                 if self.separate_passes:
                     g_logits = self.discriminator(g_fakes, training=True)
                 else:
+                    # The fakes go through D inside the same fakes+reals batch as in the D update:
+                    # with BatchNorm in D, a fakes-only batch gets its own statistics, which make
+                    # fakes look real to D (seen here: g_loss 0.0000 from epoch 1, no G gradient).
+                    g_real = self._augment(real, seeds[4], replica_id, global_b)
                     g_logits, _ = self._discriminate(g_fakes, g_real)
                 g_loss = generator_loss_sum(self.loss_name, g_logits) / global_f
         if update_generator:

@@ -351,15 +351,15 @@ def train(config: TrainConfig, train_ds, model_run_dir: str, serving_model_dir: 
     run.feature_fn = kid_feature_fn or pixel_features
     name = kid_features_name or ("pixel" if kid_feature_fn is None else "custom")
     run.summary["kid_features"] = name
-    if checks:
+    _write_json(run.summary_path, run.summary)
+    if checks:   # its cost reaches the summary with the first epoch's record
         t0 = time.perf_counter()
         run.kid_real = (np.asarray(kid_real_features) if kid_real_features is not None
                         else run.feature_fn(kid_real_images))
         run.summary["kid_real_features_seconds"] = round(time.perf_counter() - t0, 3)
-    _write_json(run.summary_path, run.summary)
     for epoch in range(int(run.epoch_var.numpy()), config.epochs):
         record = _train_epoch(run, train_ds, epoch)
-        _end_of_epoch(run, epoch, record, name)
+        _end_of_epoch(run, epoch, record)
         if on_epoch_end is not None:
             on_epoch_end(epoch, record)
     return _export(run, serving_model_dir)
@@ -409,7 +409,8 @@ def _setup(config: TrainConfig, strategy, model_run_dir: str) -> _Run:
 
 def _resume(run: _Run, resume_dirs: Iterable[str], fingerprint: str) -> None:
     """Restore this run dir's latest checkpoint, else an earlier attempt's with the same
-    fingerprint; carry over its history, monitor state and best generator; write the summary."""
+    fingerprint; carry over its history, monitor state and best generator; start the summary
+    (``train`` writes it)."""
     import tensorflow as tf
 
     previous = _read_json(run.summary_path) or {}
@@ -436,7 +437,6 @@ def _resume(run: _Run, resume_dirs: Iterable[str], fingerprint: str) -> None:
         "epochs_requested": run.config.epochs, "epochs_completed": int(run.epoch_var.numpy()),
         "history": run.history,
     }
-    _write_json(run.summary_path, run.summary)
 
 
 def _fail(run: _Run, reason: str, epoch: int) -> None:
@@ -484,7 +484,7 @@ def _train_epoch(run: _Run, train_ds, epoch: int) -> dict:
             "images_per_second": steps * config.batch_size / seconds}
 
 
-def _end_of_epoch(run: _Run, epoch: int, record: dict, kid_name: str) -> None:
+def _end_of_epoch(run: _Run, epoch: int, record: dict) -> None:
     """Checks and records after an epoch; the checkpoint is written only once all passed."""
     from trainer.export import image_grid, save_grid_png
 
@@ -510,7 +510,7 @@ def _end_of_epoch(run: _Run, epoch: int, record: dict, kid_name: str) -> None:
                    "learning_rate/generator": _as_float(run.gan.g_optimizer.learning_rate),
                    "images_per_second": record["images_per_second"]}
         if "kid" in record:
-            scalars[f"kid_{kid_name}"] = record["kid"]
+            scalars[f"kid_{run.summary['kid_features']}"] = record["kid"]
         for name, value in scalars.items():
             tb_scalar(name, value, step)
         tb_image("fixed_noise_grid", image_grid(grid_u8, ncols), step)
