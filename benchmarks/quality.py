@@ -30,7 +30,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -75,10 +74,8 @@ def train_one(out: str, recipe: str, steps_per_epoch: int, epochs: int, seed: in
 
     import tensorflow_transform as tft
 
-    from components.fid_evaluator import extractors
-    from dcgan_common.fid import real_stats
     from dcgan_common.config import TrainConfig
-    from trainer.run_fn import make_image_dataset_fn
+    from trainer.run_fn import kid_inputs, make_image_dataset_fn
     from trainer.train import train
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -89,15 +86,10 @@ def train_one(out: str, recipe: str, steps_per_epoch: int, epochs: int, seed: in
         # Only when the KID is measured changes: training, and so the budget, stay the recipe's.
         config = dataclasses.replace(config, kid_every_epochs=kid_every)
     spec = tft.TFTransformOutput(os.path.join(work, "transform_graph")).transformed_feature_spec()
-    dataset_fn = make_image_dataset_fn(os.path.join(work, "transformed", "Split-train", "*"),
-                                       spec, config.batch_size, seed=seed)
-    kid = {}
-    if config.kid_every_epochs > 0:
-        extractor = extractors.get_extractor("inception", cache_dir=os.path.join(out, "cache"))
-        real, *_ = real_stats.real_feature_stats(os.path.join(work, "transformed"), None, extractor,
-                                               cache_dir=os.path.join(out, "cache"))
-        kid = dict(kid_feature_fn=extractor, kid_real_features=real.features,
-                   kid_features_name="inception_pool3")
+    train_files = [os.path.join(work, "transformed", "Split-train", "*")]
+    dataset_fn = make_image_dataset_fn(train_files, spec, config.batch_size, seed=seed)
+    # The Trainer's own KID inputs: its Inception extractor, real features from the shared cache.
+    kid = kid_inputs(config, train_files, {"cache_dir": os.path.join(out, "cache")})
     summary = train(config, dataset_fn, os.path.join(out, recipe, "run"),
                     os.path.join(out, recipe, "generator"), **kid)
     history = summary["history"]
