@@ -30,8 +30,6 @@ from components.fid_evaluator import sampling
 from dcgan_common import features
 from dcgan_common.fid import metrics as metrics_lib
 from dcgan_common.fid import real_stats
-from dcgan_common.fid.real_stats import (iter_real_images, list_split_files,  # noqa: F401
-                                         real_feature_stats, stats_cache_key)
 from dcgan_common.fileio import atomic_write
 
 log = logging.getLogger(__name__)
@@ -201,7 +199,7 @@ def evaluate_generator(model_dir: str, examples_uri: str, *, splits: list[str] |
         raise ValueError(f"num_generated must be >= 2, got {num_generated}")
     if extractor is None:
         extractor = extractors_lib.get_extractor(extractor_name, weights_uri, cache_dir)
-    real, cached, key, preview = real_feature_stats(examples_uri, splits, extractor, max_real, cache_dir)
+    real, cached, key, preview = real_stats.real_feature_stats(examples_uri, splits, extractor, max_real, cache_dir)
     options = metrics_lib.MetricOptions(allow_small_sample=allow_small_sample, seed=seed)
     score, fake_images = score_generator(model_dir, real, extractor, metric_names, num_generated, seed, options)
     result = EvalResult(
