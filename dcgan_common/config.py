@@ -246,6 +246,11 @@ class TrainConfig:
     precision: str = "float32"              # "mixed_bfloat16": bf16 compute (AMX/AVX512-BF16 CPUs)
     discriminator_dropout: float = 0.0      # Dropout after Flatten (no parameters); 0 = none
 
+    @property
+    def kid_checks(self) -> bool:
+        """Whether any in-training KID check falls within ``epochs`` (every ``kid_every_epochs``)."""
+        return 0 < self.kid_every_epochs <= self.epochs
+
     @classmethod
     def from_recipe(cls, recipe: str = DEFAULT_RECIPE, **overrides) -> "TrainConfig":
         """The named recipe's fields, then ``overrides`` on top. Raises ConfigError on an

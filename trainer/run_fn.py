@@ -174,7 +174,7 @@ def kid_inputs(config: TrainConfig, train_files, kid: dict) -> dict:
     Raises:
       weights.WeightsError: the Inception weights cannot be found.
     """
-    if config.kid_every_epochs <= 0 or config.epochs < config.kid_every_epochs:
+    if not config.kid_checks:
         return {}
     import numpy as np
 

@@ -342,8 +342,7 @@ def train(config: TrainConfig, train_ds, model_run_dir: str, serving_model_dir: 
                          f"{strategy.num_replicas_in_sync} replicas")
     has_real = (kid_real_features is not None and len(kid_real_features) >= 2) or (
         kid_real_images is not None and len(kid_real_images) >= 2)
-    checks = config.kid_every_epochs > 0 and config.epochs >= config.kid_every_epochs
-    if checks and not has_real:
+    if config.kid_checks and not has_real:
         raise ValueError("kid_every_epochs > 0 needs kid_real_images (uint8 [M, 64, 64, 3], M >= 2)"
                          " or kid_real_features")
     run = _setup(config, strategy, model_run_dir)
@@ -352,7 +351,7 @@ def train(config: TrainConfig, train_ds, model_run_dir: str, serving_model_dir: 
     name = kid_features_name or ("pixel" if kid_feature_fn is None else "custom")
     run.summary["kid_features"] = name
     _write_json(run.summary_path, run.summary)
-    if checks:   # its cost reaches the summary with the first epoch's record
+    if config.kid_checks:   # its cost reaches the summary with the first epoch's record
         t0 = time.perf_counter()
         run.kid_real = (np.asarray(kid_real_features) if kid_real_features is not None
                         else run.feature_fn(kid_real_images))
