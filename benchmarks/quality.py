@@ -68,11 +68,16 @@ def prepare(out: str, source: str) -> str:
 
 
 def train_one(out: str, recipe: str, steps_per_epoch: int, epochs: int, seed: int,
-              kid_every: int) -> None:
-    """Train one recipe (runs in its own process; see ``main``)."""
+              kid_every: int, precision: str, threads: int) -> None:
+    """Train one recipe (runs in its own process; see ``main``) with ``threads`` TF threads."""
     import logging
 
+    import tensorflow as tf
     import tensorflow_transform as tft
+
+    # Two trainings share the cores: one share each instead of both oversubscribing all of them.
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
 
     from dcgan_common.config import TrainConfig
     from trainer.run_fn import kid_inputs, make_image_dataset_fn
@@ -81,7 +86,7 @@ def train_one(out: str, recipe: str, steps_per_epoch: int, epochs: int, seed: in
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     work = os.path.join(out, "data")
     config = TrainConfig.from_recipe(recipe, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                                     seed=seed)
+                                     seed=seed, precision=precision)
     if config.kid_every_epochs > 0 and kid_every:
         # Only when the KID is measured changes: training, and so the budget, stay the recipe's.
         config = dataclasses.replace(config, kid_every_epochs=kid_every)
@@ -95,7 +100,8 @@ def train_one(out: str, recipe: str, steps_per_epoch: int, epochs: int, seed: in
     history = summary["history"]
     with open(os.path.join(out, recipe, "train.json"), "w") as f:
         # Wall time from the per-epoch records, so a resumed run still counts every epoch once.
-        json.dump({"steps": summary["steps"], "exported_epoch": summary["exported_epoch"],
+        json.dump({"steps": summary["steps"], "precision": precision, "threads": threads,
+                   "exported_epoch": summary["exported_epoch"],
                    "train_seconds": sum(h["seconds"] for h in history),
                    "kid_seconds": sum(h.get("kid_seconds", 0.0) for h in history),
                    "history": history, "best_kid": summary.get("best_kid"),
@@ -130,6 +136,7 @@ def score_one(out: str, recipe: str, num_generated: int, seed: int, extractor=No
               "kid_checks_wall_s": round(trained["kid_seconds"], 1),
               "score_wall_s": round(res.duration_s, 1),
               "exported_epoch": trained["exported_epoch"],
+              "precision": trained.get("precision"),
               "kid_curve": [(h["epoch"] + 1, h["kid"]) for h in trained["history"] if "kid" in h],
               "error": res.error}
     with open(path, "w") as f:
@@ -164,6 +171,10 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--kid-every", type=int, default=2,
                    help="epochs between in-training KID checks of recipes that have them (0: theirs)")
+    p.add_argument("--precision", default="mixed_bfloat16", choices=("float32", "mixed_bfloat16"),
+                   help="training precision of both recipes (bf16 is ~1.4x faster on these CPUs)")
+    p.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 2) // 2),
+                   help="TF threads per training process (both train at once)")
     p.add_argument("--stage", choices=("all", "score"), default="all")
     p.add_argument("--recipes", default=",".join(RECIPES),
                    help="score only these (comma-separated); the JSON line needs both scored")
@@ -172,7 +183,7 @@ def main() -> None:
     os.makedirs(args.out, exist_ok=True)
     if args.train_one:
         train_one(args.out, args.train_one, args.steps_per_epoch, args.epochs, args.seed,
-                  args.kid_every)
+                  args.kid_every, args.precision, args.threads)
         return
     if args.stage == "all":
         prepare(args.out, os.path.abspath(args.source))
@@ -183,7 +194,9 @@ def main() -> None:
             procs.append(subprocess.Popen(
                 [sys.executable, __file__, "--train-one", recipe, "--out", args.out,
                  "--steps-per-epoch", str(args.steps_per_epoch), "--epochs", str(args.epochs),
-                 "--seed", str(args.seed), "--kid-every", str(args.kid_every)], stdout=log, stderr=subprocess.STDOUT))
+                 "--seed", str(args.seed), "--kid-every", str(args.kid_every),
+                 "--precision", args.precision, "--threads", str(args.threads)],
+                stdout=log, stderr=subprocess.STDOUT))
         codes = [q.wait() for q in procs]
         if any(codes):
             sys.exit(f"training failed: return codes {dict(zip(RECIPES, codes))}")
