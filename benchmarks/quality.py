@@ -67,9 +67,28 @@ def prepare(out: str, source: str) -> str:
     return transformed
 
 
+def parse_overrides(pairs: list[str]) -> dict:
+    """``["d_learning_rate=4e-4", ...]`` -> TrainConfig overrides, each value cast to its field's
+    type. Raises SystemExit naming an unknown field."""
+    from dcgan_common.config import TrainConfig
+
+    types = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
+    out = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        if key not in types:
+            raise SystemExit(f"--set {pair!r}: TrainConfig has no field {key!r}")
+        kind = types[key] if isinstance(types[key], str) else types[key].__name__
+        out[key] = (value.lower() in ("1", "true", "yes") if kind == "bool" else
+                    int(value) if kind == "int" else float(value) if kind == "float" else value)
+    return out
+
+
 def train_one(out: str, recipe: str, steps_per_epoch: int, epochs: int, seed: int,
-              kid_every: int, precision: str, threads: int) -> None:
-    """Train one recipe (runs in its own process; see ``main``) with ``threads`` TF threads."""
+              kid_every: int, precision: str, threads: int, name: str | None = None,
+              overrides: dict | None = None) -> None:
+    """Train one recipe (runs in its own process; see ``main``) with ``threads`` TF threads,
+    into ``<out>/<name or recipe>/``; ``overrides`` change TrainConfig fields (ablations)."""
     import logging
 
     import tensorflow as tf
@@ -86,7 +105,8 @@ def train_one(out: str, recipe: str, steps_per_epoch: int, epochs: int, seed: in
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     work = os.path.join(out, "data")
     config = TrainConfig.from_recipe(recipe, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                                     seed=seed, precision=precision)
+                                     seed=seed, precision=precision, **(overrides or {}))
+    name = name or recipe
     if config.kid_every_epochs > 0 and kid_every:
         # Only when the KID is measured changes: training, and so the budget, stay the recipe's.
         config = dataclasses.replace(config, kid_every_epochs=kid_every)
@@ -95,17 +115,35 @@ def train_one(out: str, recipe: str, steps_per_epoch: int, epochs: int, seed: in
     dataset_fn = make_image_dataset_fn(train_files, spec, config.batch_size, seed=seed)
     # The Trainer's own KID inputs: its Inception extractor, real features from the shared cache.
     kid = kid_inputs(config, train_files, {"cache_dir": os.path.join(out, "cache")})
-    summary = train(config, dataset_fn, os.path.join(out, recipe, "run"),
-                    os.path.join(out, recipe, "generator"), **kid)
+    summary = train(config, dataset_fn, os.path.join(out, name, "run"),
+                    os.path.join(out, name, "generator"), **kid)
     history = summary["history"]
-    with open(os.path.join(out, recipe, "train.json"), "w") as f:
+    with open(os.path.join(out, name, "train.json"), "w") as f:
         # Wall time from the per-epoch records, so a resumed run still counts every epoch once.
-        json.dump({"steps": summary["steps"], "precision": precision, "threads": threads,
+        json.dump({"steps": summary["steps"], "recipe": recipe, "overrides": overrides or {},
+                   "precision": precision, "threads": threads,
                    "exported_epoch": summary["exported_epoch"],
                    "train_seconds": sum(h["seconds"] for h in history),
                    "kid_seconds": sum(h.get("kid_seconds", 0.0) for h in history),
                    "history": history, "best_kid": summary.get("best_kid"),
                    "restored_from": summary.get("restored_from")}, f, indent=2)
+
+
+def export_untrained(out: str, seed: int) -> None:
+    """The noise baseline: the default recipe's generator at step 0 (its seeded random
+    initialisation), exported like a trained one, so the README's threshold advice can say what a
+    generator that learned nothing scores at the same N."""
+    from dcgan_common.config import TrainConfig
+    from trainer.export import export_generator
+    from trainer.train import build_gan
+
+    if os.path.exists(os.path.join(out, "untrained", "train.json")):
+        return
+    gan = build_gan(TrainConfig.from_recipe("data_efficient", seed=seed))
+    export_generator(gan.generator, os.path.join(out, "untrained", "generator"))
+    with open(os.path.join(out, "untrained", "train.json"), "w") as f:
+        json.dump({"steps": 0, "train_seconds": 0.0, "kid_seconds": 0.0, "exported_epoch": None,
+                   "history": []}, f)
 
 
 def score_one(out: str, recipe: str, num_generated: int, seed: int, extractor=None) -> dict:
@@ -178,12 +216,19 @@ def main() -> None:
     p.add_argument("--stage", choices=("all", "score"), default="all")
     p.add_argument("--recipes", default=",".join(RECIPES),
                    help="score only these (comma-separated); the JSON line needs both scored")
-    p.add_argument("--train-one", choices=RECIPES, help=argparse.SUPPRESS)
+    p.add_argument("--train-one", choices=("seed", "data_efficient", "wgan_gp"),
+                   help="train only this recipe, in this process (ablations: with --name/--set; "
+                        "score with --stage score --recipes NAME)")
+    p.add_argument("--name", help="folder under --out for --train-one (default: the recipe)")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="TrainConfig override for --train-one, repeatable")
     args = p.parse_args()
     os.makedirs(args.out, exist_ok=True)
     if args.train_one:
+        os.makedirs(os.path.join(args.out, args.name or args.train_one), exist_ok=True)
         train_one(args.out, args.train_one, args.steps_per_epoch, args.epochs, args.seed,
-                  args.kid_every, args.precision, args.threads)
+                  args.kid_every, args.precision, args.threads, args.name,
+                  parse_overrides(args.set))
         return
     if args.stage == "all":
         prepare(args.out, os.path.abspath(args.source))
@@ -205,9 +250,12 @@ def main() -> None:
     if not all(os.path.exists(os.path.join(args.out, r, "score.json")) for r in RECIPES):
         return
     results = {r: score_one(args.out, r, args.num_generated, args.seed) for r in RECIPES}
+    export_untrained(args.out, args.seed)
+    untrained = score_one(args.out, "untrained", args.num_generated, args.seed)
     seed_fid = results["seed"]["metrics"]["fid"]
     new_fid = results["data_efficient"]["metrics"]["fid"]
-    line = {"recipes": results, "fid_ratio_new_to_seed": round(new_fid / seed_fid, 4),
+    line = {"recipes": results, "untrained_generator": untrained["metrics"],
+            "fid_ratio_new_to_seed": round(new_fid / seed_fid, 4),
             "num_generated": args.num_generated, "grids": side_by_side_grids(args.out, args.seed)}
     with open(os.path.join(args.out, "quality.json"), "w") as f:
         json.dump(line, f, indent=2, default=float)
