@@ -43,7 +43,8 @@ def _median_seconds(fn, steps: int, warmup: int = 2) -> tuple[float, float]:
 
 
 def measure(recipe: str, batch: int, steps: int, threads: int) -> dict:
-    """In this process: seconds per step (and per gradient-sized all-reduce with several workers)."""
+    """In this process: seconds per step (and per gradient-sized all-reduce with several
+    workers)."""
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
