@@ -69,7 +69,8 @@ def _add_compile(subparsers) -> None:
     t.add_argument("--gpu-count", type=int, default=None,
                    help=f"accelerators per trainer machine, 0 = CPU only (default {TrainingConfig.accelerator_count})")
     t.add_argument("--train-workers", type=int, default=0,
-                   help="extra identical machines (multi-worker; MultiWorkerMirroredStrategy)")
+                   help="extra identical machines (multi-worker; MultiWorkerMirroredStrategy); the "
+                        "batch size must be a multiple of machines x GPUs (default 0)")
     t.add_argument("--train-boot-disk-gb", type=int, default=0,
                    help="trainer boot disk, GB (default 0: Vertex's default, 100 GB)")
     e = p.add_argument_group("FID evaluator step resources (0 = Vertex default)")

@@ -128,6 +128,17 @@ class TrainingConfig:
         if self.boot_disk_size_gb < 0:
             raise ConfigError("vertex.training.boot_disk_size_gb must be >= 0")
 
+    @property
+    def machines(self) -> int:
+        """Machines of the custom job: the chief and ``worker_count`` more."""
+        return 1 + self.worker_count
+
+    @property
+    def replicas(self) -> int:
+        """tf.distribute replicas of the custom job: one per GPU (one per CPU-only machine) on
+        every machine, which the trainer's global batch is split over."""
+        return self.machines * max(1, self.accelerator_count)
+
 
 @dataclass(frozen=True)
 class VertexConfig:

@@ -100,6 +100,12 @@ def vertex_training_job_args(vc: VertexConfig) -> dict[str, Any]:
     a second pool of identical machines. TFX replaces each pool's container command with its own
     ``run_executor`` entry point, so only ``image_uri`` is set. Schema:
     https://cloud.google.com/vertex-ai/docs/reference/rest/v1/CustomJobSpec
+
+    What the trainer expects of it: Vertex sets TF_CONFIG on every replica, naming pool 0 "chief"
+    and pool 1's replicas "worker" 0..N-1, so ``trainer.train.strategy_kind`` picks
+    MultiWorkerMirroredStrategy and ``is_chief`` makes the pool-0 replica the only writer; the
+    pools are identical because that strategy needs as many GPUs on every machine; no
+    parameter-server pool (MultiWorkerMirroredStrategy has none).
     """
     t = vc.training
     pool = {
@@ -218,10 +224,21 @@ def cloud_pipeline_config(pipeline_config: PipelineConfig, vc: VertexConfig) -> 
 
     data_root, pipeline_root and serving_dir come from ``vc``; the FID cache therefore lives under
     the gs:// pipeline root. metadata_path is unused on Vertex (Vertex ML Metadata is managed).
+    Raises:
+      ConfigError: an invalid config, or (with the custom job) a ``train.batch_size`` that the
+        job's replicas cannot share evenly, which the trainer would refuse once the machines are up.
     """
-    return dataclasses.replace(
+    config = dataclasses.replace(
         pipeline_config, data_root=vc.data_root, pipeline_root=vc.pipeline_root,
         serving_dir=vc.serving_destination, enable_cache=vc.enable_cache).validate()
+    t = vc.training
+    if t.use_vertex and config.train.batch_size % t.replicas:
+        raise ConfigError(
+            f"train.batch_size {config.train.batch_size} does not split evenly over the training "
+            f"job's {t.replicas} replicas ({t.machines} machine(s) x "
+            f"{max(1, t.accelerator_count)} replica(s) each): the trainer refuses such a batch "
+            f"at start; use a multiple of {t.replicas}, or change --train-workers / --gpu-count")
+    return config
 
 
 def build_cloud_pipeline(pipeline_config: PipelineConfig, vc: VertexConfig, *, target: str = "vertex"):

@@ -51,7 +51,7 @@ def specs(tmp_path_factory):
     d = tmp_path_factory.mktemp("specs")
     vertex_out, kf_out = str(d / "vertex.json"), str(d / "kubeflow.json")
     _run_cli(["compile", "--target", "vertex", "--out", vertex_out, *COMMON,
-              "--gpu-type", "NVIDIA_TESLA_V100", "--gpu-count", "2", "--train-workers", "2",
+              "--gpu-type", "NVIDIA_TESLA_V100", "--gpu-count", "2", "--train-workers", "3",
               "--dataflow-max-workers", "6", "--dataflow-machine-type", "n1-highmem-4",
               "--evaluator-cpu", "8", "--evaluator-memory-gb", "30", "--label", "team=gan"])
     _run_cli(["compile", "--target", "kubeflow", "--out", kf_out, *COMMON, "--no-cache",
@@ -152,7 +152,7 @@ def test_trainer_runs_as_vertex_custom_job_with_gpus(specs):
     training = custom[gcai.TRAINING_ARGS_KEY]
     assert training["project"] == "dcgan-proj"
     chief, workers = training["job_spec"]["worker_pool_specs"]
-    assert chief["replica_count"] == 1 and workers["replica_count"] == 2
+    assert chief["replica_count"] == 1 and workers["replica_count"] == 3
     for pool in (chief, workers):
         assert pool["machine_spec"] == {"machine_type": "n1-standard-8", "accelerator_type": "NVIDIA_TESLA_V100",
                                         "accelerator_count": 2}
@@ -161,6 +161,67 @@ def test_trainer_runs_as_vertex_custom_job_with_gpus(specs):
     # the evaluator step asked for a bigger machine
     resources = _executor(job, "FidEvaluator")["container"]["resources"]
     assert resources["cpuLimit"] == 8 and resources["memoryLimit"] == 30
+
+
+def _vertex_tf_configs(pools: list[dict]) -> list[dict]:
+    """The TF_CONFIG Vertex AI sets on each replica of a custom job with these worker pools
+    (Vertex AI "Distributed training" docs): pool 0 is task type "chief", pool 1 "worker", pool 2
+    "ps"; pool 3 ("evaluator") is not in the cluster. Addresses are placeholders."""
+    names = ("chief", "worker", "ps", "evaluator")
+    cluster = {names[i]: [f"workerpool{i}-{r}:2222" for r in range(pool["replica_count"])]
+               for i, pool in enumerate(pools) if names[i] != "evaluator"}
+    return [{"cluster": cluster, "task": {"type": names[i], "index": r}, "environment": "cloud"}
+            for i, pool in enumerate(pools) for r in range(pool["replica_count"])]
+
+
+def test_multi_worker_job_is_what_the_trainer_expects(specs):
+    """The --train-workers job as TFX submits it: every pool runs the same image and the same
+    Trainer command; the TF_CONFIG Vertex then sets on each replica makes the trainer pick
+    MultiWorkerMirroredStrategy on all of them, with exactly one chief (the pool-0 replica)."""
+    from tfx.extensions.google_cloud_ai_platform import training_clients
+    from tfx.v1.extensions import google_cloud_ai_platform as gcai
+
+    from trainer.train import is_chief, strategy_kind
+
+    job = specs["vertex"]
+    training = json.loads(_param(job, "Trainer", "custom_config"))[gcai.TRAINING_ARGS_KEY]
+    # TFX's own job builder (the step calls it before submitting); built without __init__, which
+    # only opens the API client, so nothing leaves this machine.
+    client = object.__new__(training_clients.VertexJobClient)
+    submitted = client.create_training_job(
+        input_dict={}, output_dict={}, exec_properties={"run_fn": "trainer.run_fn.run_fn"},
+        executor_class_path="tfx.components.trainer.executor.GenericExecutor",
+        job_args=training, job_id=None, job_labels=None)
+    pools = submitted["job_spec"]["worker_pool_specs"]
+    assert [p["replica_count"] for p in pools] == [1, 3]
+    assert pools[0]["container_spec"] == pools[1]["container_spec"]
+    assert pools[0]["machine_spec"] == pools[1]["machine_spec"]        # same GPUs per machine
+    spec = pools[0]["container_spec"]
+    assert spec["image_uri"] == IMAGE
+    assert spec["command"][spec["command"].index("--executor_class_path") + 1] == \
+        "tfx.components.trainer.executor.GenericExecutor"
+
+    configs = _vertex_tf_configs(pools)
+    assert len(configs) == 4
+    gpus = pools[0]["machine_spec"]["accelerator_count"]
+    assert {strategy_kind(gpus, json.dumps(c)) for c in configs} == {"multi_worker"}
+    chiefs = [c["task"] for c in configs
+              if is_chief(c["cluster"], c["task"]["type"], c["task"]["index"])]
+    assert chiefs == [{"type": "chief", "index": 0}]   # not also "worker" 0
+
+
+def test_batch_that_the_job_cannot_split_is_refused_at_compile_time(tmp_path):
+    """2 machines x 2 GPUs = 4 replicas, 3 x 2 = 6: batch 32 splits over 4, not over 6, which
+    the trainer would refuse only once the machines are up."""
+    base = ["compile", "--out", str(tmp_path / "x.json"), *COMMON, "--gpu-type",
+            "NVIDIA_TESLA_V100", "--dry-run"]
+    resolved = json.loads(_run_cli(base + ["--gpu-count", "2", "--train-workers", "1"]))
+    assert resolved["vertex"]["training"]["worker_count"] == 1
+    with pytest.raises(ConfigError, match="batch_size 32 does not split evenly over the training "
+                                          r"job's 6 replicas \(3 machine"):
+        _run_cli(base + ["--gpu-count", "2", "--train-workers", "2"])
+    _run_cli(base + ["--gpu-count", "2", "--train-workers", "2", "--batch-size", "48"])
+    assert not os.path.exists(tmp_path / "x.json")
 
 
 def test_kubeflow_target_keeps_the_stock_trainer(specs):

@@ -44,6 +44,16 @@ def test_strategy_kind():
         strategy_kind(0, "{not json")
 
 
+def test_is_chief():
+    """One writer per cluster: the "chief" task when there is one, else worker 0."""
+    from trainer.train import is_chief
+    assert is_chief(None, None, None) and is_chief({}, "worker", 3)
+    workers = {"worker": ["a:1", "b:2"]}
+    assert is_chief(workers, "worker", 0) and not is_chief(workers, "worker", 1)
+    with_chief = {"chief": ["a:1"], "worker": ["b:2"]}
+    assert is_chief(with_chief, "chief", 0) and not is_chief(with_chief, "worker", 0)
+
+
 def test_config_validation_of_new_fields():
     with pytest.raises(ConfigError, match="precision"):
         TrainConfig(precision="fp8").validate()

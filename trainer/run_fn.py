@@ -129,27 +129,34 @@ def train_config(custom_config: dict | None) -> TrainConfig:
     return decode_section(TrainConfig, (custom_config or {}).get("train"), "train.")
 
 
-def run_fn(fn_args) -> None:
+def run_fn(fn_args) -> dict:
     """TFX Trainer ``run_fn``: train the DCGAN and export the generator.
 
     Uses ``fn_args.custom_config``, ``train_files``, ``transform_output``, ``model_run_dir`` and
-    ``serving_model_dir``. Raises ConfigError on a bad config, TrainingDiverged on NaN/Inf (nothing
-    exported), FileNotFoundError/ValueError on missing or malformed data.
+    ``serving_model_dir``; the strategy comes from TF_CONFIG and the GPUs (``select_strategy``).
+    Returns ``train``'s summary (TFX ignores it; on a worker that is not the chief it is the only
+    copy). Raises ConfigError on a bad config, TrainingDiverged on NaN/Inf (nothing exported),
+    FileNotFoundError/ValueError on missing or malformed data.
     """
-    import tensorflow_transform as tft
-
-    from trainer.train import train
+    from trainer.train import select_strategy, train
 
     custom = dict(fn_args.custom_config or {})
     config = train_config(custom)
+    # First TF call of the process: MultiWorkerMirroredStrategy (TF_CONFIG of a multi-worker
+    # job) configures collective ops, which TF refuses once any op (a dataset, the Inception
+    # extractor) has run.
+    strategy = select_strategy()
+    import tensorflow_transform as tft
+
     feature_spec = tft.TFTransformOutput(fn_args.transform_output).transformed_feature_spec()
     dataset_fn = make_image_dataset_fn(fn_args.train_files, feature_spec, config.batch_size,
                                        seed=config.seed)
     resume = custom.get("resume", True)
-    train(config, dataset_fn, fn_args.model_run_dir, fn_args.serving_model_dir,
-          fingerprint=fingerprint(config, fn_args.transform_output, fn_args.train_files),
-          resume_dirs=sibling_run_dirs(fn_args.model_run_dir) if resume else (),
-          **kid_inputs(config, fn_args.train_files, custom.get("kid") or {}))
+    return train(config, dataset_fn, fn_args.model_run_dir, fn_args.serving_model_dir,
+                 strategy=strategy,
+                 fingerprint=fingerprint(config, fn_args.transform_output, fn_args.train_files),
+                 resume_dirs=sibling_run_dirs(fn_args.model_run_dir) if resume else (),
+                 **kid_inputs(config, fn_args.train_files, custom.get("kid") or {}))
 
 
 #: Real images kept for the in-training KID (a seeded subset of the cached real features): KID is

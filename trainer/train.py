@@ -14,9 +14,15 @@ What lands in ``model_run_dir`` (local or gs://):
   and the fixed-noise grid as an image, every epoch.
 * ``samples/epoch_NNN.png`` (NNN = 001, 002, ...): the same grid (1-based epoch numbers), as the seed's GANMonitor did.
 * ``training_summary.json``: status, epochs, steps, throughput, per-epoch history (with ``kid``
-  and ``kid_seconds`` on check epochs), monitor warnings, resume source, exported path, epoch and
-  weights ("ema" or "raw").
+  and ``kid_seconds`` on check epochs), monitor warnings, resume source and epoch, the worker's
+  role, exported path, epoch and weights ("ema" or "raw").
 * ``discriminator.keras`` (and ``best_generator/`` with export_best): the networks not exported.
+
+With several workers (MultiWorkerMirroredStrategy from TF_CONFIG) every worker runs the same
+steps, because saving, exporting and reading the loss trackers hold collective ops that all
+workers must enter; only the chief (``is_chief``) writes to ``model_run_dir`` and
+``serving_model_dir``. The others write the same files into a local temporary folder that is
+removed when ``train`` returns or raises, and restore from the chief's checkpoints.
 """
 from __future__ import annotations
 
@@ -24,6 +30,8 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
+import tempfile
 import time
 from typing import Callable, Iterable
 
@@ -75,6 +83,53 @@ def strategy_kind(num_gpus: int, tf_config: str | None) -> str:
     return "default"
 
 
+def is_chief(cluster: dict | None, task_type: str | None, task_id: int | None) -> bool:
+    """Whether this task writes the run's outputs (TensorFlow's multi-worker convention).
+
+    Args:
+      cluster: TF_CONFIG's ``cluster`` (task type -> list of "host:port"); None/{}: no cluster.
+      task_type / task_id: this task's ``task.type`` and ``task.index``.
+    Returns:
+      True without a cluster; else True for the "chief" (or legacy "master") task when the
+      cluster has one (Vertex AI names its first worker pool so), else for "worker" 0.
+    """
+    if not cluster:
+        return True
+    for lead in ("chief", "master"):
+        if cluster.get(lead):
+            return task_type == lead
+    return task_type == "worker" and int(task_id or 0) == 0
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerRole:
+    """This process's place in the training cluster.
+
+    chief: writes the run's outputs (``is_chief``). task_type / task_id: from TF_CONFIG (None in
+    one process). workers: training tasks in the cluster (chief and workers; 1 in one process).
+    """
+
+    chief: bool = True
+    task_type: str | None = None
+    task_id: int | None = None
+    workers: int = 1
+
+
+def worker_role(strategy) -> WorkerRole:
+    """The ``WorkerRole`` of this process under ``strategy`` (its ``cluster_resolver``, which only
+    the multi-worker strategies have)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None:
+        return WorkerRole()
+    cluster = resolver.cluster_spec().as_dict()
+    if not cluster:
+        return WorkerRole()
+    task_type, task_id = resolver.task_type, resolver.task_id
+    workers = sum(len(cluster.get(k, [])) for k in ("chief", "master", "worker"))
+    return WorkerRole(chief=is_chief(cluster, task_type, task_id), task_type=task_type,
+                      task_id=None if task_id is None else int(task_id), workers=workers)
+
+
 def select_strategy(tf_config: str | None = None, devices: Iterable[str] | None = None):
     """Build the strategy ``strategy_kind`` picks.
 
@@ -83,6 +138,9 @@ def select_strategy(tf_config: str | None = None, devices: Iterable[str] | None 
       devices: explicit device names (e.g. two logical CPUs in tests) -> MirroredStrategy on them.
     Returns:
       a ``tf.distribute.Strategy``.
+    Raises:
+      RuntimeError: (from TensorFlow) the multi-worker strategy is built after the first TF
+        operation of the process; build it before any dataset or model.
     """
     import tensorflow as tf
 
@@ -233,11 +291,22 @@ def find_resume_checkpoint(candidates: Iterable[str], fingerprint: str) -> str |
 
 def _epoch_dataset(train_ds, epoch: int, steps_per_epoch: int | None):
     """The epoch's dataset: ``train_ds(epoch)`` if callable, else ``train_ds``; with
-    ``steps_per_epoch`` it repeats and takes exactly that many batches."""
+    ``steps_per_epoch`` it repeats and takes exactly that many batches.
+
+    Sharded across workers by data (``AutoShardPolicy.DATA``): every worker reads the whole input
+    and keeps its replicas' rows of each global batch, so the batches are one process's and every
+    worker has as many steps as the others. TF's default would shard by file when there are
+    several: each worker would batch other images, and a worker whose files hold fewer batches
+    would leave the rest waiting in a collective.
+    """
+    import tensorflow as tf
+
     ds = train_ds(epoch) if callable(train_ds) else train_ds
     if steps_per_epoch:
         ds = ds.repeat().take(steps_per_epoch)
-    return ds
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(options)
 
 
 def _check_element_spec(ds, batch_size: int) -> None:
@@ -265,7 +334,9 @@ class _Run:
     epoch_var: object
     best_kid: object
     best_epoch: object
-    model_run_dir: str
+    model_run_dir: str      # where this process writes: the chief's run dir or a temporary one
+    shared_dir: str         # the chief's run dir, which every worker resumes from
+    role: WorkerRole = WorkerRole()
     summary: dict = dataclasses.field(default_factory=dict)
     history: list = dataclasses.field(default_factory=list)
     monitor: TrainingMonitor = dataclasses.field(default_factory=TrainingMonitor)
@@ -275,6 +346,7 @@ class _Run:
     kid_noise: object = None
     kid_real: np.ndarray | None = None     # real features for the in-training KID
     feature_fn: FeatureFn | None = None
+    barrier_fn: Callable[[], object] | None = None   # built by the first _barrier
 
     @property
     def sampler(self):
@@ -313,8 +385,10 @@ def train(config: TrainConfig, train_ds, model_run_dir: str, serving_model_dir: 
         epoch's shuffle is reproducible after a resume). Elements may be ``(images, noise)`` with
         noise float32 [B, latent_dim] to inject the latent batch.
       model_run_dir: output folder (see module docstring); resumes from its own checkpoints.
+        Written by the chief only; every worker resumes from it.
       serving_model_dir: where the generator SavedModel goes (trainer/export.py); None: no export.
-        With ``config.ema_decay`` > 0 that is the EMA generator.
+        With ``config.ema_decay`` > 0 that is the EMA generator. Written by the chief only; on
+        the other workers ``train`` returns once the chief has written it.
       strategy: a tf.distribute strategy; None -> ``select_strategy()``.
       fingerprint: string identifying config + data; written to the summary and required to match
         when resuming from ``resume_dirs`` (earlier attempts' run dirs, e.g. a crashed Trainer run).
@@ -345,27 +419,44 @@ def train(config: TrainConfig, train_ds, model_run_dir: str, serving_model_dir: 
     if config.kid_checks and not has_real:
         raise ValueError("kid_every_epochs > 0 needs kid_real_images (uint8 [M, 64, 64, 3], M >= 2)"
                          " or kid_real_features")
-    run = _setup(config, strategy, model_run_dir)
-    _resume(run, resume_dirs, fingerprint)
-    run.feature_fn = kid_feature_fn or pixel_features
-    name = kid_features_name or ("pixel" if kid_feature_fn is None else "custom")
-    run.summary["kid_features"] = name
-    _write_json(run.summary_path, run.summary)
-    if config.kid_checks:   # its cost reaches the summary with the first epoch's record
-        t0 = time.perf_counter()
-        run.kid_real = (np.asarray(kid_real_features) if kid_real_features is not None
-                        else run.feature_fn(kid_real_images))
-        run.summary["kid_real_features_seconds"] = round(time.perf_counter() - t0, 3)
-    for epoch in range(int(run.epoch_var.numpy()), config.epochs):
-        record = _train_epoch(run, train_ds, epoch)
-        _end_of_epoch(run, epoch, record)
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, record)
-    return _export(run, serving_model_dir)
+    role = worker_role(strategy)
+    write_dir = model_run_dir
+    if not role.chief:
+        write_dir = tempfile.mkdtemp(prefix=f"dcgan-{role.task_type}{role.task_id}-")
+        serving_model_dir = os.path.join(write_dir, "serving") if serving_model_dir else None
+    try:
+        run = _setup(config, strategy, write_dir, shared_dir=model_run_dir, role=role)
+        _resume(run, resume_dirs, fingerprint)
+        run.feature_fn = kid_feature_fn or pixel_features
+        name = kid_features_name or ("pixel" if kid_feature_fn is None else "custom")
+        run.summary["kid_features"] = name
+        _write_json(run.summary_path, run.summary)
+        if config.kid_checks:   # its cost reaches the summary with the first epoch's record
+            t0 = time.perf_counter()
+            run.kid_real = (np.asarray(kid_real_features) if kid_real_features is not None
+                            else run.feature_fn(kid_real_images))
+            run.summary["kid_real_features_seconds"] = round(time.perf_counter() - t0, 3)
+        for epoch in range(int(run.epoch_var.numpy()), config.epochs):
+            record = _train_epoch(run, train_ds, epoch)
+            _end_of_epoch(run, epoch, record)
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, record)
+        summary = _export(run, serving_model_dir)
+        # TFX's Trainer executor checks on every worker that the serving dir exists when run_fn
+        # returns: the others wait here until the chief has written it.
+        _barrier(run)
+        return summary
+    finally:
+        if not role.chief:
+            shutil.rmtree(write_dir, ignore_errors=True)
 
 
-def _setup(config: TrainConfig, strategy, model_run_dir: str) -> _Run:
+def _setup(config: TrainConfig, strategy, model_run_dir: str, *, shared_dir: str | None = None,
+           role: WorkerRole = WorkerRole()) -> _Run:
     """Build the networks (and the EMA copy), the run's variables and the checkpoint manager.
+
+    ``model_run_dir`` is where this process writes; ``shared_dir`` (default: the same) is the
+    chief's run dir it resumes from.
 
     The checkpoint holds G, D, both Adam states (their ``iterations`` count the steps, which also
     key every stateless draw: noise, smoothing, DiffAugment, penalty), the EMA generator, the
@@ -398,7 +489,8 @@ def _setup(config: TrainConfig, strategy, model_run_dir: str) -> _Run:
                                          max_to_keep=3)
     run = _Run(config=config, strategy=strategy, gan=gan, ema=ema, ckpt=ckpt, manager=manager,
                fixed_noise=fixed_noise, epoch_var=epoch_var, best_kid=best_kid,
-               best_epoch=best_epoch, model_run_dir=model_run_dir)
+               best_epoch=best_epoch, model_run_dir=model_run_dir,
+               shared_dir=shared_dir or model_run_dir, role=role)
     run.step_fns = (make_step_fn(gan, strategy, False, ema), make_step_fn(gan, strategy, True, ema))
     run.kid_noise = tf.random.stateless_normal([config.kid_num_samples, config.latent_dim],
                                                seed=[config.seed, KID_NOISE_SEED_OFFSET])
@@ -407,14 +499,16 @@ def _setup(config: TrainConfig, strategy, model_run_dir: str) -> _Run:
 
 
 def _resume(run: _Run, resume_dirs: Iterable[str], fingerprint: str) -> None:
-    """Restore this run dir's latest checkpoint, else an earlier attempt's with the same
-    fingerprint; carry over its history, monitor state and best generator; start the summary
-    (``train`` writes it)."""
+    """Restore the run dir's latest checkpoint (the chief's, on every worker), else an earlier
+    attempt's with the same fingerprint; carry over its history, monitor state and best
+    generator; start the summary (``train`` writes it)."""
     import tensorflow as tf
 
-    previous = _read_json(run.summary_path) or {}
-    restored_from = run.manager.latest_checkpoint or find_resume_checkpoint(resume_dirs,
-                                                                            fingerprint)
+    previous = _read_json(os.path.join(run.shared_dir, SUMMARY_FILE)) or {}
+    restored_from = (tf.train.latest_checkpoint(os.path.join(run.shared_dir, CHECKPOINT_SUBDIR))
+                     or find_resume_checkpoint(resume_dirs, fingerprint))
+    # Every worker has read the chief's files before the chief rewrites its summary.
+    _barrier(run)
     if restored_from:
         run.ckpt.restore(restored_from).assert_existing_objects_matched()
         log.info("resumed from %s at epoch %d", restored_from, int(run.epoch_var.numpy()))
@@ -433,9 +527,28 @@ def _resume(run: _Run, resume_dirs: Iterable[str], fingerprint: str) -> None:
         "status": "running", "fingerprint": fingerprint,
         "config": dataclasses.asdict(run.config), "strategy": type(run.strategy).__name__,
         "replicas": run.strategy.num_replicas_in_sync, "restored_from": restored_from,
+        "restored_epoch": int(run.epoch_var.numpy()) if restored_from else None,
+        "worker": dataclasses.asdict(run.role),
         "epochs_requested": run.config.epochs, "epochs_completed": int(run.epoch_var.numpy()),
         "history": run.history,
     }
+
+
+def _barrier(run: _Run) -> None:
+    """Wait until every worker gets here (an all-reduce of one number); nothing in one process."""
+    if run.role.workers < 2:
+        return
+    if run.barrier_fn is None:
+        import tensorflow as tf
+
+        strategy = run.strategy
+
+        @tf.function   # in a graph: the strategy warns about eager collectives
+        def barrier():
+            return strategy.reduce(tf.distribute.ReduceOp.SUM,
+                                   strategy.run(lambda: tf.constant(1.0)), axis=None)
+        run.barrier_fn = barrier
+    run.barrier_fn()
 
 
 def _fail(run: _Run, reason: str, epoch: int) -> None:
