@@ -259,6 +259,25 @@ def test_every_entry_point_in_the_spec_imports(specs):
             assert callable(obj) and obj.__module__ == module_name, path  # not defined in __main__
 
 
+def test_custom_artifact_types_import_by_their_schema_title(specs):
+    """The step entry point imports a custom type's schema title as ``<module>.<class>``: every
+    non-TFX title in the spec must import to the class with that TYPE_NAME."""
+    import yaml
+    from tfx.utils import import_utils
+
+    titles = set()
+    for component in specs["vertex"]["pipelineSpec"]["components"].values():
+        for section in ("inputDefinitions", "outputDefinitions"):
+            for spec in component.get(section, {}).get("artifacts", {}).values():
+                schema = spec["artifactType"]
+                title = schema.get("schemaTitle") or yaml.safe_load(schema["instanceSchema"])["title"]
+                if not title.startswith("tfx."):
+                    titles.add(title)
+    assert "dcgan_tfx.IngestionReport" in titles
+    for title in titles:
+        assert import_utils.import_class_by_path(title).TYPE_NAME == title
+
+
 def test_dockerfile_installs_what_the_spec_needs(specs):
     with open(os.path.join(REPO, "kubeflow", "Dockerfile")) as f:
         text = f.read()
