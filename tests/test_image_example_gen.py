@@ -221,6 +221,12 @@ def test_newest_span_is_ingested_and_its_number_recorded(tmp_path):
     assert newest["span"] == newest["custom_span"] == newest["report_span"] == 10
     assert newest["data_root"] == str(crawl / "span-10") and newest["seen"] == 4
     assert newest["fingerprint"].startswith("split:crawl,num_files:4,")
+    from pipeline import summary
+    from pipeline.local_runner import latest_run_id
+    from pipeline.run_record import read_run
+
+    facts = summary.collect(read_run(runs.metadata, "span-test", latest_run_id(runs.metadata, "span-test")))
+    assert f"crawl {crawl / 'span-10'} (span 10)" in summary.format_summary(facts)
     pinned = runs.run(data_span=9)
     assert (pinned["span"], pinned["data_root"], pinned["seen"]) == (9, str(crawl / "span-9"), 6)
     assert pinned["examples"] == 2
