@@ -14,6 +14,8 @@ setup(
     packages=find_packages(include=["dcgan_common", "dcgan_common.*", "pipeline", "pipeline.*",
                                     "components", "components.*", "trainer", "trainer.*",
                                     "kubeflow", "kubeflow.*"]),
+    # Custom artifact types' import path on Kubeflow V2 / Vertex (see the module).
+    py_modules=["dcgan_tfx"],
     install_requires=[
         "tfx==1.21.0",
         "tensorflow>=2.21,<2.22",

@@ -14,6 +14,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -413,12 +414,82 @@ class EvalConfig:
                 raise ConfigError(f"eval.max_real must be 0 (all) or > {k} for {name}, got {self.max_real}")
 
 
+#: The placeholders a crawl folder pattern may hold: TFX ExampleGen's span, version and date specs
+#: (tfx/components/example_gen/utils.py: ``{SPAN}``/``{SPAN:width}``, ``{VERSION}``/``{VERSION:width}``,
+#: ``{YYYY}``, ``{MM}``, ``{DD}``).
+_PATTERN_PLACEHOLDER = re.compile(r"\{(SPAN|VERSION)(?::([^}]*))?\}|\{(YYYY|MM|DD)\}")
+#: Characters a crawl folder pattern may not hold: glob wildcards (one pattern must name one folder
+#: per span and version) and backslashes.
+_PATTERN_FORBIDDEN = set("*?[]\\")
+
+
+def check_data_pattern(pattern: str, span: int | None) -> None:
+    """Check ``PipelineConfig.data_pattern`` / ``data_span`` before anything runs.
+
+    The pattern is a '/'-separated folder path relative to the data root, for example
+    ``span-{SPAN}`` or ``{YYYY}-{MM}-{DD}/v{VERSION}``; "" means the data root itself. TFX's rules
+    (tfx/components/example_gen/utils.py, ``verify_split_pattern_specs``): at most one span spec,
+    or each date spec exactly once, not both; at most one version spec, and only beside a span or
+    date; a width modifier (``{SPAN:4}``) is a positive integer. Ours: no glob wildcard, no
+    absolute path, no empty, "." or ".." component, and no brace other than those placeholders
+    (so a typo such as ``{span}`` is not read as a literal folder name).
+    Args:
+      pattern: the folder pattern ("" for none).
+      span: None (the newest span) or the span number to ingest (>= 0; needs a span or date spec).
+    Raises:
+      ConfigError: naming the rule broken.
+    """
+    if span is not None and (not isinstance(span, int) or span < 0):
+        raise ConfigError(f"data_span must be an integer >= 0 (or null: the newest span), got {span!r}")
+    if not pattern:
+        if span is not None:
+            raise ConfigError("data_span needs a data_pattern with {SPAN} or {YYYY}{MM}{DD} "
+                              "(without a pattern the data root is the only crawl, span 0)")
+        return
+    name = f"data_pattern {pattern!r}"
+    if pattern.startswith("/") or "://" in pattern:
+        raise ConfigError(f"{name} must be relative to the data root, e.g. 'span-{{SPAN}}'")
+    bad = sorted(_PATTERN_FORBIDDEN & set(pattern))
+    if bad:
+        raise ConfigError(f"{name} must name one folder per span: no {' '.join(bad)}")
+    if any(part in ("", ".", "..") for part in pattern.split("/")):
+        raise ConfigError(f"{name} has an empty, '.' or '..' folder")
+    found = _PATTERN_PLACEHOLDER.findall(pattern)
+    literal = _PATTERN_PLACEHOLDER.sub("", pattern)
+    if "{" in literal or "}" in literal:
+        raise ConfigError(f"{name}: the only placeholders are {{SPAN}}, {{VERSION}} (optionally with "
+                          f"a width, {{SPAN:4}}), {{YYYY}}, {{MM}} and {{DD}}")
+    specs = [spec or date for spec, _, date in found]
+    for spec, width, _ in found:
+        if spec and width != "" and not (width.isdigit() and int(width) > 0):
+            raise ConfigError(f"{name}: the width of {{{spec}:...}} must be a positive integer")
+    dates = [s for s in specs if s in ("YYYY", "MM", "DD")]
+    if specs.count("SPAN") > 1 or specs.count("VERSION") > 1:
+        raise ConfigError(f"{name}: at most one {{SPAN}} and one {{VERSION}}")
+    if dates and sorted(dates) != ["DD", "MM", "YYYY"]:
+        raise ConfigError(f"{name}: a date needs each of {{YYYY}}, {{MM}} and {{DD}} exactly once")
+    if dates and "SPAN" in specs:
+        raise ConfigError(f"{name}: use either {{SPAN}} or a date ({{YYYY}}{{MM}}{{DD}}), not both")
+    if "VERSION" in specs and not (dates or "SPAN" in specs):
+        raise ConfigError(f"{name}: {{VERSION}} needs a {{SPAN}} or a date beside it")
+    if span is not None and not (dates or "SPAN" in specs):
+        raise ConfigError(f"data_span needs {{SPAN}} or a date in the data_pattern, got {pattern!r}")
+
+
 @dataclass(frozen=True)
 class PipelineConfig:
-    """Everything one pipeline run needs. Paths may be local or gs://."""
+    """Everything one pipeline run needs. Paths may be local or gs://.
+
+    ``data_pattern`` (see :func:`check_data_pattern`) names the folder under ``data_root`` that
+    holds one crawl, ``<data_root>/<data_pattern>/<category>/<image>``; with ``{SPAN}`` (or a date)
+    ImageExampleGen ingests the newest span, or ``data_span`` when set; "" reads ``data_root``
+    itself as span 0.
+    """
 
     pipeline_name: str = "dcgan-tfx"
     data_root: str = DEFAULT_DATA_ROOT
+    data_pattern: str = ""
+    data_span: int | None = None
     pipeline_root: str = os.path.join(DEFAULT_OUTPUT_ROOT, "pipeline")
     metadata_path: str = os.path.join(DEFAULT_OUTPUT_ROOT, "metadata.sqlite")
     serving_dir: str = os.path.join(DEFAULT_OUTPUT_ROOT, "serving")
@@ -434,6 +505,7 @@ class PipelineConfig:
         """Check every section; returns self. Raises ConfigError naming the bad field."""
         if self.beam_mode not in BEAM_MODES:
             raise ConfigError(f"beam_mode must be one of {BEAM_MODES}, got {self.beam_mode!r}")
+        check_data_pattern(self.data_pattern, self.data_span)
         for part in (self.ingest, self.transform, self.train, self.eval):
             part.validate()
         return self

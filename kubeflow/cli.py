@@ -33,7 +33,9 @@ def _add_compile(subparsers) -> None:
     g.add_argument("--project", required=True, help="GCP project id")
     g.add_argument("--region", required=True, help="Vertex AI / Dataflow region, e.g. europe-west4")
     g.add_argument("--pipeline-root", required=True, help="gs:// root for all artifacts")
-    g.add_argument("--data-root", required=True, help="gs:// crawl folder <root>/<category>/<image>")
+    g.add_argument("--data-root", required=True,
+                   help="gs:// crawl folder <root>/<category>/<image>, or the folder of dated/numbered "
+                        "crawls with --data-pattern (<root>/span-{SPAN}/<category>/<image>)")
     g.add_argument("--serving-destination", required=True,
                    help="gs:// prefix blessed generators are published to (versions/ + LATEST pointer)")
     g.add_argument("--image", required=True, help="pipeline image URI with tag or digest (kubeflow/Dockerfile)")

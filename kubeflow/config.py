@@ -147,7 +147,8 @@ class VertexConfig:
     project / region: GCP project id and Vertex region (e.g. ``europe-west4``); the region must
       offer the chosen GPU type.
     pipeline_root: ``gs://`` root for every artifact (also the KFP ``gcsOutputDirectory``).
-    data_root: ``gs://`` crawl folder ``<root>/<category>/<image>``.
+    data_root: ``gs://`` crawl folder ``<root>/<category>/<image>``, or the folder holding one crawl
+      per span when the pipeline config has a ``data_pattern`` (``<root>/span-{SPAN}/<category>/<image>``).
     serving_destination: ``gs://`` prefix the Pusher publishes blessed generators to
       (components/pusher/gcs_publish.py layout: ``versions/<v>/`` + ``LATEST`` pointer).
     image_uri: the pipeline image (kubeflow/Dockerfile), e.g.
@@ -155,7 +156,9 @@ class VertexConfig:
     service_account: runs the pipeline steps, the training job and Dataflow workers; "" = the
       project's default compute service account.
     display_name: "" = the pipeline name.
-    enable_cache: Vertex step caching (reuses a step's outputs when its inputs and parameters match).
+    enable_cache: Vertex step caching (reuses a step's outputs when its inputs and parameters match;
+      for ImageExampleGen these include the span and input fingerprint its pre-cache-check driver
+      computes, so a new or changed crawl is ingested again).
     evaluator_*: resources for the FidEvaluator step (Inception over thousands of 299×299 images);
       cpu 0 / memory 0 = Vertex's default machine for pipeline steps.
     """

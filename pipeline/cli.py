@@ -94,7 +94,8 @@ def _add_run(subparsers) -> None:
         description="Ingest photos, transform, train the DCGAN, score it with FID and push it if it "
                     "passes the gate. Prints a summary at the end.")
     p.add_argument("--data-root", default=DEFAULT_DATA_ROOT,
-                   help="crawl folder <root>/<category>/<image>, local or gs:// (default: bundled sample)")
+                   help="crawl folder <root>/<category>/<image> (or <root>/<--data-pattern>/<category>/"
+                        "<image>), local or gs:// (default: bundled sample)")
     p.add_argument("--output-root", default=DEFAULT_OUTPUT_ROOT,
                    help="where pipeline root, metadata and serving dir go unless set one by one (default: %(default)s)")
     p.add_argument("--pipeline-root", help="TFX pipeline root (default: OUTPUT_ROOT/pipeline)")

@@ -15,6 +15,15 @@ from dcgan_common.config import ASPECT_POLICIES, RECIPES, ConfigError, PipelineC
 def add_pipeline_knobs(parser) -> None:
     """The pipeline knobs shared by ``run`` and ``compile`` (read back by :func:`config_from_knobs`)."""
     parser.add_argument("--config", help="JSON file of PipelineConfig fields; flags override it (default: none)")
+    parser.add_argument("--data-pattern", metavar="PATTERN",
+                        help="the crawl folder under the data root, DATA_ROOT/PATTERN/<category>/<image>, "
+                             "with TFX ExampleGen specs: {SPAN} (or {YYYY}-{MM}-{DD}) picks the newest "
+                             "crawl, an optional {VERSION} its newest version; e.g. 'span-{SPAN}' "
+                             "(default: none, the data root itself is the crawl, span 0)")
+    parser.add_argument("--span", type=int, metavar="N",
+                        help="ingest span N instead of the newest (needs {SPAN} or a date in "
+                             "--data-pattern; a date's span is its day number since 1970-01-01) "
+                             "(default: the newest)")
     parser.add_argument("--recipe", choices=sorted(RECIPES),
                         help="training recipe (default data_efficient: DiffAugment, spectral norm, "
                              "hinge loss, EMA generator, best-KID export; seed: the blog post's "
@@ -54,6 +63,9 @@ def config_from_knobs(args: argparse.Namespace, paths: dict | None = None) -> Pi
         if not isinstance(data, dict):
             raise ConfigError(f"--config {args.config} must hold a JSON object, got {type(data).__name__}")
     data.update(paths or {})
+    for key, value in (("data_pattern", args.data_pattern), ("data_span", args.span)):
+        if value is not None:
+            data[key] = value
     sections = {
         "train": {"recipe": args.recipe, "epochs": args.epochs, "batch_size": args.batch_size,
                   "steps_per_epoch": args.steps_per_epoch},

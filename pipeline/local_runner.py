@@ -18,16 +18,6 @@ def beam_args(config: PipelineConfig) -> list[str]:
     return args
 
 
-def crawl_fingerprint(config: PipelineConfig) -> str:
-    """The data root's listing fingerprint when caching is on (a changed crawl must be ingested
-    again, not served from the cache), else "" (nothing is cached: no listing needed)."""
-    if not config.enable_cache:
-        return ""
-    from components.image_example_gen import storage
-
-    return storage.listing_fingerprint(config.data_root)
-
-
 def run_local(config: PipelineConfig) -> str:
     """Run the whole pipeline once with LocalDagRunner.
 
@@ -49,7 +39,7 @@ def run_local(config: PipelineConfig) -> str:
     with open(os.path.join(config.pipeline_root, "run_config.json"), "w") as f:
         f.write(config.to_json())
     pipeline = create_pipeline(
-        config, input_fingerprint=crawl_fingerprint(config),
+        config,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             config.metadata_path),
         beam_pipeline_args=beam_args(config),

@@ -13,6 +13,7 @@ from tfx import v1 as tfx
 
 from components.fid_evaluator import constants as fid_constants
 from components.fid_evaluator.component import FidEvaluator
+from components.image_example_gen import crawl_pattern
 from components.image_example_gen.component import ImageExampleGen
 from components.pusher.component import AtomicPusher
 from components.transform.component import ImageTransform
@@ -24,8 +25,7 @@ RUN_FN = "trainer.run_fn.run_fn"
 
 
 def create_components(config: PipelineConfig, *, serving_destination=None,
-                      trainer_class=None, trainer_extra_config: dict | None = None,
-                      input_fingerprint: str = "") -> list:
+                      trainer_class=None, trainer_extra_config: dict | None = None) -> list:
     """The pipeline's components, in topological order.
 
     Args:
@@ -35,13 +35,11 @@ def create_components(config: PipelineConfig, *, serving_destination=None,
       trainer_class: Trainer component class (default the stock ``tfx.components.Trainer``; the
         Vertex runner passes the Vertex AI Trainer extension).
       trainer_extra_config: extra ``custom_config`` keys for that Trainer (e.g. Vertex job args).
-      input_fingerprint: the crawl's ``listing_fingerprint``, part of ImageExampleGen's cache key
-        (so a cached re-run ingests a changed crawl again); "" when caching is off or unknowable.
     Raises:
       ConfigError: when the config is invalid (e.g. no FID threshold).
     """
     config.validate()
-    example_gen = _ingestion(config, input_fingerprint)
+    example_gen = _ingestion(config)
     schema_gen = tfx.components.ImportSchemaGen(schema_file=RAW_SCHEMA_PATH)
     transform = _transform(config, example_gen, schema_gen)
     trainer = _trainer(config, transform, trainer_class, trainer_extra_config)
@@ -61,12 +59,15 @@ def create_components(config: PipelineConfig, *, serving_destination=None,
     return [example_gen, schema_gen, transform, trainer, latest_blessed, evaluator, pusher]
 
 
-def _ingestion(config: PipelineConfig, input_fingerprint: str) -> ImageExampleGen:
+def _ingestion(config: PipelineConfig) -> ImageExampleGen:
+    # The crawl folder pattern goes to TFX's FileBasedDriver as a standard input config: it picks
+    # the span (the newest, or data_span) and fingerprints its files for the cache key.
     return ImageExampleGen(
         data_root=config.data_root,
         # min_train_examples 0 becomes this run's batch size: fewer train images cannot train.
         ingest_config=section_to_json(config.ingest.resolve_min_train_examples(config.train.batch_size)),
-        input_fingerprint=input_fingerprint,
+        input_config=crawl_pattern.crawl_input_config(config.data_pattern),
+        range_config=crawl_pattern.span_range_config(config.data_span),
     )
 
 
@@ -118,8 +119,7 @@ def fid_cache_dir(config: PipelineConfig) -> str:
 def create_pipeline(config: PipelineConfig, *, metadata_connection_config=None,
                     beam_pipeline_args: list[str] | None = None,
                     serving_destination=None, trainer_class=None,
-                    trainer_extra_config: dict | None = None,
-                    input_fingerprint: str = "") -> tfx.dsl.Pipeline:
+                    trainer_extra_config: dict | None = None) -> tfx.dsl.Pipeline:
     """Build the TFX pipeline for ``config``.
 
     Args:
@@ -127,7 +127,7 @@ def create_pipeline(config: PipelineConfig, *, metadata_connection_config=None,
       metadata_connection_config: MLMD connection; None lets the orchestrator choose (Vertex).
       beam_pipeline_args: passed to every Beam-based component (ExampleGen, Transform).
       serving_destination: optional push destination proto (default: ``config.serving_dir``).
-      trainer_class, trainer_extra_config, input_fingerprint: see :func:`create_components`.
+      trainer_class, trainer_extra_config: see :func:`create_components`.
     Returns:
       A ``tfx.dsl.Pipeline``.
     """
@@ -136,8 +136,7 @@ def create_pipeline(config: PipelineConfig, *, metadata_connection_config=None,
         pipeline_root=config.pipeline_root,
         components=create_components(config, serving_destination=serving_destination,
                                      trainer_class=trainer_class,
-                                     trainer_extra_config=trainer_extra_config,
-                                     input_fingerprint=input_fingerprint),
+                                     trainer_extra_config=trainer_extra_config),
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_pipeline_args or [],

@@ -38,6 +38,11 @@ def collect(record: RunRecord) -> dict[str, Any]:
         ledger = _read_json(os.path.join(report.uri, "ingestion_report.json")) or {}
         facts["ingestion"] = {k: v for k, v in ledger.items() if k != "files"}
         facts["ingestion_report_path"] = os.path.join(report.uri, "ingestion_report.json")
+    examples = record.output(EXAMPLE_GEN, "examples")
+    if examples:
+        # Which crawl: the span (and version) TFX's ExampleGen driver chose, as the executor recorded
+        # them (not under "ingestion": the ledger's own "version" is its format version).
+        facts["crawl"] = {k: examples.properties[k] for k in ("span", "version") if k in examples.properties}
     graph = record.output(TRANSFORM, "transform_graph")
     if graph:
         facts["analyzers"] = analyzer_outputs(graph.uri)
@@ -96,6 +101,10 @@ def format_summary(facts: dict[str, Any]) -> str:
     lines = [f"run {facts['run_id']}"]
     ing = facts.get("ingestion", {})
     counts = ing.get("counts_by_status") or ing.get("status_counts") or {}
+    crawl = facts.get("crawl", {})
+    if "data_root" in ing:
+        version = f", version {crawl['version']}" if "version" in crawl else ""
+        lines.append(f"crawl {ing['data_root']} (span {crawl.get('span', 0)}{version})")
     if counts:
         lines.append("ingested %s, rejected %s, duplicates %s, skipped %s (ledger: %s)" % (
             counts.get("ingested", 0), counts.get("rejected", 0), counts.get("duplicate", 0),

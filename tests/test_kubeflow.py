@@ -127,7 +127,7 @@ def test_parameters_reach_the_components(specs):
     job = specs["vertex"]
     assert fid_executor.parse_config(_param(job, "FidEvaluator", "eval_config")).threshold == 42.5
     assert _param(job, "FidEvaluator", "cache_dir").startswith("gs://dcgan-b/root/")
-    assert _param(job, "ImageExampleGen", "data_root") == "gs://dcgan-b/photos"
+    assert _param(job, "ImageExampleGen", "input_base") == "gs://dcgan-b/photos"
     assert _param(job, "Trainer", "run_fn") == "trainer.run_fn.run_fn"
     assert _param(job, "Transform", "preprocessing_fn") == "trainer.preprocessing.preprocessing_fn"
     push = json.loads(_param(job, _pusher_task(job), "push_destination"))
@@ -320,6 +320,25 @@ def test_every_entry_point_in_the_spec_imports(specs):
             assert callable(obj) and obj.__module__ == module_name, path  # not defined in __main__
 
 
+def test_custom_artifact_types_import_by_their_schema_title(specs):
+    """The step entry point imports a custom type's schema title as ``<module>.<class>``: every
+    non-TFX title in the spec must import to the class with that TYPE_NAME."""
+    import yaml
+    from tfx.utils import import_utils
+
+    titles = set()
+    for component in specs["vertex"]["pipelineSpec"]["components"].values():
+        for section in ("inputDefinitions", "outputDefinitions"):
+            for spec in component.get(section, {}).get("artifacts", {}).values():
+                schema = spec["artifactType"]
+                title = schema.get("schemaTitle") or yaml.safe_load(schema["instanceSchema"])["title"]
+                if not title.startswith("tfx."):
+                    titles.add(title)
+    assert "dcgan_tfx.IngestionReport" in titles
+    for title in titles:
+        assert import_utils.import_class_by_path(title).TYPE_NAME == title
+
+
 def test_dockerfile_installs_what_the_spec_needs(specs):
     with open(os.path.join(REPO, "kubeflow", "Dockerfile")) as f:
         text = f.read()
@@ -490,3 +509,88 @@ def test_schedule_without_credentials_says_how_to_provide_them(tmp_path, monkeyp
     assert err.startswith("dcgan-tfx schedule: no Google Cloud credentials found")
     assert "GOOGLE_APPLICATION_CREDENTIALS" in err and "Application Default Credentials" in err
     assert len(err.strip().splitlines()) == 1
+
+
+DRIVER = "tfx.orchestration.kubeflow.v2.file_based_example_gen.driver"
+
+
+def _compile_one(components, out: str) -> dict:
+    """Compile ``components`` alone with the same runner settings as ``compile_pipeline``."""
+    from tfx import v1 as tfx
+    from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner as kfv2
+
+    pipeline = tfx.dsl.Pipeline(pipeline_name="stock", pipeline_root="gs://dcgan-b/root", components=components)
+    return kfv2.KubeflowV2DagRunner(config=kfv2.KubeflowV2DagRunnerConfig(
+        default_image=IMAGE, use_pipeline_spec_2_1=True), output_filename=out).run(pipeline, write_out=False)
+
+
+def _executor_input(job, task: str, input_base: str, out_dir) -> str:
+    """The ExecutorInput JSON Vertex hands the step: the task's compiled parameter constants (the
+    crawl moved to ``input_base``) and one output artifact per output, under ``out_dir``."""
+    component = job["pipelineSpec"]["components"][_tasks(job)[task]["componentRef"]["name"]]
+    params = {k: v["runtimeValue"]["constant"] for k, v in _tasks(job)[task]["inputs"]["parameters"].items()}
+    params["input_base"] = input_base
+    artifacts = {key: {"artifacts": [{
+        "name": f"projects/p/locations/l/metadataStores/default/artifacts/{task}-{key}",
+        "uri": str(out_dir / key), "type": spec["artifactType"], "metadata": {}}]}
+        for key, spec in component["outputDefinitions"]["artifacts"].items()}
+    return json.dumps({"inputs": {"parameterValues": params},
+                       "outputs": {"artifacts": artifacts, "outputFile": str(out_dir / "executor_output.json")}})
+
+
+def test_compiled_example_gen_runs_tfx_driver_before_the_cache_check(tmp_path):
+    """Compiled with --data-pattern, ImageExampleGen gets the same pre-cache-check hook as stock
+    ImportExampleGen (TFX's file-based driver). Running the compiled driver and executor command
+    lines (in-process, ``{{$}}`` filled as Vertex fills it) on a local two-span crawl ingests the
+    newest span and records its number and fingerprint on the Examples artifact."""
+    import shutil
+
+    from tfx import v1 as tfx
+
+    from conftest import SAMPLE_ROOT
+
+    out = str(tmp_path / "spans.json")
+    _run_cli(["compile", "--target", "kubeflow", "--out", out, *COMMON, "--beam-runner", "direct",
+              "--data-pattern", "span-{SPAN}", "--batch-size", "4"])
+    with open(out) as f:
+        job = json.load(f)
+    ours = _executor(job, "ImageExampleGen")["container"]
+    stock_job = _compile_one([tfx.components.ImportExampleGen(input_base="gs://dcgan-b/photos")],
+                             str(tmp_path / "stock.json"))
+    stock = _executor(stock_job, "ImportExampleGen")["container"]
+    assert ours["lifecycle"]["preCacheCheck"]["command"] == stock["lifecycle"]["preCacheCheck"]["command"] \
+        == ["python", "-m", DRIVER]
+    pattern = json.loads(_param(job, "ImageExampleGen", "input_config"))["splits"][0]["pattern"]
+    assert pattern == "span-{SPAN}/*/*" and _param(job, "ImageExampleGen", "input_base") == "gs://dcgan-b/photos"
+
+    crawl = tmp_path / "crawl"
+    for span, start in ((1, 0), (2, 6)):
+        for cat in ("dress", "hat"):
+            os.makedirs(crawl / f"span-{span}" / cat)
+            for name in sorted(os.listdir(os.path.join(SAMPLE_ROOT, cat)))[start:start + 6]:
+                shutil.copy(os.path.join(SAMPLE_ROOT, cat, name), crawl / f"span-{span}" / cat / name)
+    invocation = _executor_input(job, "ImageExampleGen", str(crawl), tmp_path)
+
+    def run(command: list[str], args: list[str]):
+        assert command[:2] == ["python", "-m"]
+        module = importlib.import_module(command[2])
+        argv = [invocation if a == "{{$}}" else a for a in args]
+        if command[2] == DRIVER:
+            module.main(module._parse_flags(argv))
+        else:
+            module._run_executor(*module._parse_flags(argv))
+        with open(tmp_path / "executor_output.json") as f:
+            return json.load(f)
+
+    driven = run(ours["lifecycle"]["preCacheCheck"]["command"], ours["lifecycle"]["preCacheCheck"]["args"])
+    assert driven["parameterValues"]["span"] == 2
+    assert json.loads(driven["parameterValues"]["input_config"])["splits"][0]["pattern"] == "span-2/*/*"
+    fingerprint = driven["parameterValues"]["input_fingerprint"]
+    assert fingerprint.startswith("split:crawl,num_files:12,")
+    executed = run(ours["command"], ours["args"])
+    (examples,) = executed["artifacts"]["examples"]["artifacts"]
+    assert examples["metadata"]["span"] == 2 and examples["metadata"]["input_fingerprint"] == fingerprint
+    with open(tmp_path / "ingestion_report" / "ingestion_report.json") as f:
+        ledger = json.load(f)
+    assert ledger["data_root"] == str(crawl / "span-2") and ledger["counts_by_status"]["ingested"] == 12
+    assert os.listdir(tmp_path / "examples" / "Split-train")

@@ -152,39 +152,6 @@ def check_root(root: str) -> None:
         raise FileNotFoundError(f"data root {root!r}: no object under it")
 
 
-def listing_fingerprint(root: str) -> str:
-    """sha256 hex over every listed path with its size and modification stamp.
-
-    Local: (kind, path, size, mtime in ns) of each ``list_entries`` entry; gs://: (name, size,
-    generation) of each object under the prefix. Equal for an unchanged crawl, different when a
-    file is added, removed, renamed or rewritten: the cache key that tells TFX to ingest again
-    (``ImageExampleGen(input_fingerprint=...)``). Costs one listing (plus a stat per local file).
-    Raises:
-      FileNotFoundError, ValueError: as ``check_root``.
-    """
-    import hashlib
-
-    check_root(root)
-    digest = hashlib.sha256()
-    if is_gcs(root):
-        bucket, prefix = parse_gcs(root)
-        blobs = gcs.client().list_blobs(bucket, prefix=(prefix + "/") if prefix else None)
-        rows = sorted(f"{b.name}\0{b.size}\0{b.generation}" for b in blobs)
-    else:
-        rows = []
-        for entry in list_entries(root):
-            try:
-                st = os.stat(join(root, entry.relpath))
-                stamp = f"{st.st_size}\0{st.st_mtime_ns}"
-            except OSError as exc:   # dangling link, unlistable folder: its error is the stamp
-                stamp = exc.strerror or "?"
-            rows.append(f"{entry.kind}\0{entry.relpath}\0{stamp}")
-        rows.sort()
-    for row in rows:
-        digest.update(row.encode("utf-8", "surrogateescape") + b"\n")
-    return digest.hexdigest()
-
-
 def _list_gcs(root: str) -> Iterator[ListedEntry]:
     bucket, prefix = parse_gcs(root)
     client = gcs.client()
