@@ -16,7 +16,8 @@ pool_3, the standard protocol) with ``--num-generated`` images against every rea
    with the same noise seed; sample grids side by side in ``quality_grids.png``.
 
 Run: ``scripts/in-env python benchmarks/quality.py --out /tmp/quality`` (measured: about 1 hour of
-training at 3,000 steps with both recipes sharing 2 cores in bf16, then 3-4 minutes per scored generator). Re-running with more ``--epochs`` continues from the checkpoints;
+training at 3,000 steps with both recipes sharing 2 cores in bf16, then 3-4 minutes per scored
+generator). Re-running with more ``--epochs`` continues from the checkpoints;
 ``--stage score`` only scores (``--recipes`` one of them, e.g. while the other still trains). Last line: JSON with both
 recipes' metrics, wall times, steps and ``fid_ratio_new_to_seed``.
 """
