@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,6 +25,8 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)  # run as a script from any folder, no install needed
+sys.path.insert(0, os.path.join(REPO, "tests"))  # the loopback cluster the multi-worker test uses
+from loopback_cluster import chief_and_worker_tf_configs  # noqa: E402
 
 
 def _median_seconds(fn, steps: int, warmup: int = 2) -> tuple[float, float]:
@@ -83,16 +84,6 @@ def measure(recipe: str, batch: int, steps: int, threads: int) -> dict:
     return out
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 def _run(args, tf_configs: list[str | None], timeout: float = 900) -> list[dict]:
     """Run ``measure`` in one process per TF_CONFIG (at once); their JSON results."""
     cmd = [sys.executable, os.path.abspath(__file__), "--measure", "--recipe", args.recipe,
@@ -127,10 +118,7 @@ def main() -> None:
         print(json.dumps(measure(args.recipe, args.batch, args.steps, args.threads)))
         return
     (one,) = _run(args, [None])
-    chief, worker = (f"127.0.0.1:{p}" for p in _free_ports(2))
-    cluster = {"chief": [chief], "worker": [worker]}
-    two = _run(args, [json.dumps({"cluster": cluster, "task": {"type": t, "index": 0}})
-                      for t in ("chief", "worker")])
+    two = _run(args, chief_and_worker_tf_configs())
     print(json.dumps({
         "recipe": args.recipe, "batch": args.batch, "steps": args.steps, "threads": args.threads,
         "cpus": os.cpu_count(), "load_1min": round(os.getloadavg()[0], 2),

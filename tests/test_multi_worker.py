@@ -7,7 +7,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 from dcgan_common import features  # noqa: E402
+from loopback_cluster import chief_and_worker_tf_configs  # noqa: E402
 from test_train import _real_images, _write_transformed  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -43,25 +43,6 @@ with open(spec["out"], "w") as f:
                "serving_exists": tf.io.gfile.exists(spec["fn_args"]["serving_model_dir"])},
               f, default=str)
 """
-
-
-def _free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
-def _tf_configs():
-    """TF_CONFIG of the chief and of the worker, in the layout Vertex AI sets (workerpool0 is the
-    "chief", workerpool1's replicas are "worker" 0, 1, ...)."""
-    chief, worker = (f"127.0.0.1:{p}" for p in _free_ports(2))
-    cluster = {"chief": [chief], "worker": [worker]}
-    return [json.dumps({"cluster": cluster, "task": {"type": t, "index": 0}})
-            for t in ("chief", "worker")]
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +77,7 @@ def _fn_args(inputs, out_dir):
 def _start_workers(inputs, out_dir, attempt):
     """Start the chief and the worker; each gets its own TMPDIR, to see what it leaves there."""
     procs = []
-    for role, tf_config in zip(("chief", "worker"), _tf_configs()):
+    for role, tf_config in zip(("chief", "worker"), chief_and_worker_tf_configs()):
         tmp = out_dir / f"tmp-{attempt}-{role}"
         tmp.mkdir()
         spec = {"fn_args": _fn_args(inputs, out_dir), "out": str(out_dir / f"{attempt}-{role}.json")}
