@@ -217,7 +217,9 @@ def main() -> None:
     p.add_argument("--stage", choices=("all", "score"), default="all")
     p.add_argument("--recipes", default=",".join(RECIPES),
                    help="score only these (comma-separated); the JSON line needs both scored")
-    p.add_argument("--train-one", choices=("seed", "data_efficient", "wgan_gp"),
+    from dcgan_common.config import RECIPES as ALL_RECIPES
+
+    p.add_argument("--train-one", choices=sorted(ALL_RECIPES),
                    help="train only this recipe, in this process (ablations: with --name/--set; "
                         "score with --stage score --recipes NAME)")
     p.add_argument("--name", help="folder under --out for --train-one (default: the recipe)")
